@@ -1,0 +1,49 @@
+"""Generators and discriminators for image-to-image translation.
+
+Generators map (N, in_channels, H, W) to (N, out_channels, H, W) in [-1, 1]. Discriminators
+return logits as a Tensor, a flat list of Tensors (each a prediction) or, for the multi-scale
+discriminator, a list of per-scale lists whose last element is the prediction.
+"""
+
+from pix2pix_lit.networks.cam import CAMAttention
+from pix2pix_lit.networks.init import INIT_TYPES, init_weights
+from pix2pix_lit.networks.lin import LIN, AdaLIN, clip_rho_
+from pix2pix_lit.networks.multiscale import MultiscaleDiscriminator
+from pix2pix_lit.networks.norm import NORM_TYPES, add_spectral_norm, conv_bias, get_norm_layer
+from pix2pix_lit.networks.patchgan import PatchDiscriminator, PixelDiscriminator, receptive_field
+from pix2pix_lit.networks.resnet import PADDING_TYPES, ResnetBlock, ResnetGenerator
+from pix2pix_lit.networks.shapes import require_divisible_size
+from pix2pix_lit.networks.ugatit import (
+    GlobalLocalDiscriminator,
+    ResnetAdaLINBlock,
+    UGATITDiscriminator,
+    UGATITGenerator,
+)
+from pix2pix_lit.networks.unet import UnetBlock, UnetGenerator
+
+__all__ = [
+    "INIT_TYPES",
+    "LIN",
+    "NORM_TYPES",
+    "PADDING_TYPES",
+    "AdaLIN",
+    "CAMAttention",
+    "GlobalLocalDiscriminator",
+    "MultiscaleDiscriminator",
+    "PatchDiscriminator",
+    "PixelDiscriminator",
+    "ResnetAdaLINBlock",
+    "ResnetBlock",
+    "ResnetGenerator",
+    "UGATITDiscriminator",
+    "UGATITGenerator",
+    "UnetBlock",
+    "UnetGenerator",
+    "add_spectral_norm",
+    "clip_rho_",
+    "conv_bias",
+    "get_norm_layer",
+    "init_weights",
+    "receptive_field",
+    "require_divisible_size",
+]

@@ -1,0 +1,182 @@
+"""Trainer-facing machinery shared by every translation task (paired and unpaired).
+
+A task subclasses :class:`TranslationTask`, builds its networks and losses, and writes
+``training_step``; optimizer and scheduler wiring, per-epoch schedules, validation metrics,
+the test-time protocol and the run config stored in checkpoints live here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MeanMetric
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from pix2pix_lit.inference import check_inference_mode, inference_protocol
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+
+class TranslationTask(L.LightningModule):
+    """Two optimizers (generator side, discriminator side) stepped by hand each batch.
+
+    Subclasses provide :meth:`generator_parameters`, :meth:`discriminator_parameters`,
+    :meth:`translate` (input → output image, used for validation, grids and export) and
+    ``training_step``. Validation reports, on images mapped to [0, 1]: ``val/L1`` (mean
+    absolute error in [-1, 1], the training L1), ``val/PSNR`` and ``val/SSIM``.
+    """
+
+    def __init__(
+        self,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        inference: str = "paper",
+        validation_seed: int = 0,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.scheduler = scheduler
+        self.inference = check_inference_mode(inference)
+        self.validation_seed = validation_seed
+        self.run_config: dict[str, Any] | None = None
+        self.val_l1 = MeanMetric()
+        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+
+    # -- what a task defines ---------------------------------------------------------
+    def generator_parameters(self) -> Iterable[nn.Parameter]:
+        raise NotImplementedError
+
+    def discriminator_parameters(self) -> Iterable[nn.Parameter]:
+        raise NotImplementedError
+
+    def translate(self, images: Tensor) -> Tensor:
+        """Map inputs (N, C_in, H, W) in [-1, 1] to outputs (N, C_out, H, W)."""
+        raise NotImplementedError
+
+    def translation_network(self) -> nn.Module:
+        """The network :meth:`translate` runs, put in the test-time mode around it."""
+        raise NotImplementedError
+
+    # -- optimizers and schedules ----------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizers = [
+            self.optimizer_g(self.generator_parameters()),
+            self.optimizer_d(self.discriminator_parameters()),
+        ]
+        if self.scheduler is None:
+            return optimizers
+        return optimizers, [self.scheduler(opt) for opt in optimizers]
+
+    def on_train_epoch_end(self) -> None:
+        # Manual optimization leaves scheduling to us; the paper's schedule is per epoch.
+        # The rates are logged here rather than by LearningRateMonitor, which refuses to
+        # run without a logger (logger=none).
+        optimizers = self.optimizers()
+        for name, opt in zip(("G", "D"), optimizers, strict=True):
+            self.log(f"train/lr_{name}", opt.param_groups[0]["lr"], on_epoch=True)
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def log_losses(self, logs: dict[str, Tensor], batch_size: int) -> None:
+        """Per-step training losses under ``train/``; tensors, so no host sync per step."""
+        self.log_dict(
+            {f"train/{k}": v for k, v in logs.items()},
+            on_step=True,
+            on_epoch=True,
+            batch_size=batch_size,
+        )
+
+    # -- validation and test ---------------------------------------------------------
+    def generate(self, images: Tensor) -> Tensor:
+        """:meth:`translate` under the configured test-time protocol (``inference``)."""
+        with inference_protocol(self.translation_network(), self.inference):
+            return self.translate(images)
+
+    def _evaluate(self, batch: dict[str, Any], prefix: str) -> None:
+        fake = self.generate(batch["A"]).float()
+        real = batch["B"].float()
+        n = real.shape[0]
+        self.val_l1.update((fake - real).abs().flatten(1).mean(1))
+        fake01, real01 = (fake.clamp(-1, 1) + 1) / 2, (real + 1) / 2
+        self.val_psnr.update(fake01, real01)
+        self.val_ssim.update(fake01, real01)
+        metrics = {"L1": self.val_l1, "PSNR": self.val_psnr, "SSIM": self.val_ssim}
+        for name, metric in metrics.items():
+            self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, batch_size=n)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_start(self) -> None:
+        # Validation draws its own noise (dropout in the paper's protocol) from a fixed seed
+        # and hands the global generators back untouched afterwards: metrics of different
+        # epochs see the same noise, and training draws the same numbers whether or not,
+        # and however often, it was validated (so resumed runs match uninterrupted ones).
+        self._training_rng_states = collect_rng_states()
+        torch.manual_seed(self.validation_seed)
+
+    def on_validation_end(self) -> None:
+        restore_rng_states(self._training_rng_states)
+
+    def on_validation_epoch_start(self) -> None:
+        # Recorded next to the metrics so every run says which protocol produced them.
+        self.log("val/inference_paper", float(self.inference == "paper"), on_epoch=True)
+
+    # -- checkpoints -----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The composed run config, so evaluate/predict/export can rebuild the networks.
+        if self.run_config is not None:
+            checkpoint["pix2pix_lit_config"] = self.run_config
+        # Lightning does not store the random generators; without them a resumed run draws
+        # other dropout masks, crops and shuffles than the uninterrupted run would have.
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get("pix2pix_lit_config", self.run_config)
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """The states of python's, numpy's and torch's (CPU and CUDA) global generators.
+
+    Plain python types and tensors only, so checkpoints still load with
+    ``torch.load(weights_only=True)``.
+    """
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(key.copy()), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    kind, key, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, key.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,0 +1,42 @@
+"""Train a translation model: ``python -m pix2pix_lit.train [overrides]``.
+
+Composes ``conf/train.yaml`` with the command-line overrides (``-m`` for sweeps) and
+returns the metric named by ``optimized_metric`` so Hydra sweepers can optimise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from pix2pix_lit.config import config_dir
+from pix2pix_lit.errors import UserError
+from pix2pix_lit.run import monitored_metric, train
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+        return monitored_metric(metrics, cfg.get("optimized_metric"))
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(f"error: {err}")
+    finally:
+        _finish_wandb()
+
+
+def _finish_wandb() -> None:
+    # Close the W&B run of this job so the next job of a multirun starts its own.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+if __name__ == "__main__":
+    main()

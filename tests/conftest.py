@@ -1,0 +1,27 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pix2pix_lit.data import make_synthetic_paired_dataset
+
+# The real CMP Facades copy lives beside the repository, in ../shared/data (never inside it).
+FACADES_ROOT = Path(__file__).resolve().parents[1].parent / "shared/data/facades"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny generated pix2pix-layout dataset: train/val/test of 8/4/4 A|B images, 64x32."""
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    return make_synthetic_paired_dataset(root, {"train": 8, "val": 4, "test": 4}, size=32)
+
+
+@pytest.fixture(scope="session")
+def facades_root() -> Path:
+    """The real CMP Facades dataset (train/ and test/ only); skips the test when absent."""
+    if not (FACADES_ROOT / "train").is_dir():
+        pytest.skip(f"real CMP Facades not found at {FACADES_ROOT} (see README: ../shared/data)")
+    return FACADES_ROOT

@@ -20,13 +20,11 @@ CONF = config_dir()
 # A small network on 64×64 synthetic pairs: a full pass of the machinery in seconds.
 TINY = [
     "data=synthetic",
-    "model=unet256",
-    "model.num_downs=6",
-    "model.ngf=8",
     "discriminator.ndf=8",
     "trainer=cpu",
     "trainer.enable_progress_bar=false",
 ]
+TINY_UNET = ["model.num_downs=6", "model.ngf=8"]
 # One training and one validation batch with loggers and checkpoints on (which
 # fast_dev_run would switch off).
 ONE_BATCH = [
@@ -54,8 +52,13 @@ def compose_run(overrides: list[str], out: Path) -> DictConfig:
     return cfg
 
 
-def run_tiny(tmp_path: Path, *overrides: str, out: str = "run") -> dict[str, float]:
-    cfg = compose_run([*TINY, f"paths.data_dir={tmp_path / 'data'}", *overrides], tmp_path / out)
+def run_tiny(
+    tmp_path: Path, *overrides: str, out: str = "run", model: list[str] = TINY_UNET
+) -> dict[str, float]:
+    """Train in-process; ``model`` are the generator overrides (a small U-Net by default)."""
+    cfg = compose_run(
+        [*TINY, *model, f"paths.data_dir={tmp_path / 'data'}", *overrides], tmp_path / out
+    )
     return train(cfg)
 
 

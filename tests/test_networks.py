@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn.utils import parametrize
 
+import pix2pix_lit.config  # noqa: F401  (registers the config resolvers)
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.networks import (
     LIN,
@@ -392,10 +393,20 @@ def test_all_expected_configs_exist() -> None:
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_instantiates(path: Path) -> None:
-    # The U-GAT-IT generator reads its img_size from the data config.
-    cfg = OmegaConf.create({"data": {"crop_size": 64}, "node": OmegaConf.load(path)})
+    # The U-GAT-IT generator reads its img_size from the data config; discriminators read
+    # their input channels from the loss (conditional or not) and the generator.
+    cfg = OmegaConf.create(
+        {
+            "data": {"crop_size": 64},
+            "loss": {"conditional": True},
+            "model": {"in_channels": 3, "out_channels": 3},
+            "node": OmegaConf.load(path),
+        }
+    )
     net = instantiate(cfg.node)
     expected = EXPECTED_CONFIGS.get(path.parent.name, {}).get(path.stem, nn.Module)
     assert isinstance(net, expected)
     if path.parent.name == "discriminator":
-        assert OmegaConf.load(path).in_channels == 6
+        assert cfg.node.in_channels == 6
+        cfg.loss.conditional = False
+        assert cfg.node.in_channels == 3

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from helpers import CONF, ONE_BATCH, TINY, cli, compose_run, read_metrics, run_tiny
+from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run, read_metrics, run_tiny
 
 # -- configs -----------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def test_max_epochs_follows_the_schedule(tmp_path: Path) -> None:
 
 
 def test_task_instantiates_with_two_adam_optimizers_and_schedulers(tmp_path: Path) -> None:
-    cfg = compose_run([*TINY, "optim.discriminator.lr=4e-4"], tmp_path)
+    cfg = compose_run([*TINY, *TINY_UNET, "optim.discriminator.lr=4e-4"], tmp_path)
     task = instantiate(cfg.task)
     (opt_g, opt_d), (sched_g, sched_d) = task.configure_optimizers()
     assert isinstance(opt_g, torch.optim.Adam) and isinstance(opt_d, torch.optim.Adam)
@@ -158,7 +158,12 @@ def test_standard_inference_and_l1_only_row(tmp_path: Path) -> None:
 
 
 def tiny_cli(tmp_path: Path) -> list[str]:
-    return [*TINY, f"paths.data_dir={tmp_path / 'data'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    return [
+        *TINY,
+        *TINY_UNET,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
 
 
 def test_cli_help_and_cfg_job_show_the_composed_config(tmp_path: Path) -> None:

@@ -25,10 +25,23 @@ def config_dir() -> Path:
     )
 
 
+def discriminator_channels(conditional: bool, in_channels: int, out_channels: int) -> int:
+    """A conditional D sees (x, y) stacked on channels, an unconditional one y alone."""
+    return in_channels + out_channels if conditional else out_channels
+
+
 def register_resolvers() -> None:
-    """``${add:a,b}``: sum of numbers (e.g. max_epochs = n_epochs + n_epochs_decay)."""
-    if not OmegaConf.has_resolver("add"):
-        OmegaConf.register_new_resolver("add", lambda *xs: sum(xs))
+    """Resolvers used by the configs.
+
+    ``${add:a,b}``: sum of numbers (max_epochs = n_epochs + n_epochs_decay);
+    ``${discriminator_channels:conditional,in,out}``: input channels of the discriminator.
+    """
+    for name, fn in (
+        ("add", lambda *xs: sum(xs)),
+        ("discriminator_channels", discriminator_channels),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 register_resolvers()

@@ -6,13 +6,28 @@ import logging
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
+
+
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised by a constructor
+    through as itself (Hydra wraps it), so the entry point can print its one-line message."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def instantiate_group(cfg: DictConfig | None) -> list[Any]:

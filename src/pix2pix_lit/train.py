@@ -6,7 +6,6 @@ returns the metric named by ``optimized_metric`` so Hydra sweepers can optimise 
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import hydra
@@ -16,8 +15,6 @@ from pix2pix_lit.config import config_dir
 from pix2pix_lit.errors import UserError
 from pix2pix_lit.run import monitored_metric, train
 
-log = logging.getLogger(__name__)
-
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
@@ -25,7 +22,6 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except UserError as err:
-        log.error("%s", err)
         sys.exit(f"error: {err}")
     finally:
         _finish_wandb()

@@ -17,6 +17,8 @@ from pix2pix_lit.utils.images import make_grid, save_png
 class ImageGridCallback(L.Callback):
     """Saves ``<dirpath>/epoch_XXX.png`` and logs it to W&B / TensorBoard when present.
 
+    The columns come from the task's ``grid_columns`` (pix2pix: input | output | target).
+
     The same ``num_images`` validation images (the first of the val set) are used every
     epoch, and the generator's noise (dropout in the paper's test protocol) is drawn from
     a generator seeded with ``seed``, so grids of different epochs compare like for like.
@@ -51,14 +53,16 @@ class ImageGridCallback(L.Callback):
         batch = self._fixed_batch(trainer)
         if batch is None:
             return
-        inputs = batch["A"].to(pl_module.device)
+        on_device = {
+            k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()
+        }
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            outputs = pl_module.generate(inputs)
-        grid = make_grid([batch["A"], outputs, batch["B"]])
+            columns = pl_module.grid_columns(on_device)
+        grid = make_grid(list(columns.values()))
         self.last_path = save_png(grid, self.dirpath / f"epoch_{trainer.current_epoch:03d}.png")
-        caption = "input | output | target"
+        caption = " | ".join(columns)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image("val/samples", [grid], step=trainer.global_step, caption=[caption])

@@ -108,6 +108,10 @@ class TranslationTask(L.LightningModule):
         with inference_protocol(self.translation_network(), self.inference):
             return self.translate(images)
 
+    def grid_columns(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Named image columns of the sample grid for a batch of fixed validation images."""
+        return {"input": batch["A"], "output": self.generate(batch["A"]), "target": batch["B"]}
+
     def _evaluate(self, batch: dict[str, Any], prefix: str) -> None:
         fake = self.generate(batch["A"]).float()
         real = batch["B"].float()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -79,3 +81,27 @@ def cli(
         timeout=timeout,
         env=env,
     )
+
+
+class SignalAtBatch(L.Callback):
+    """Test fault injector: sends ``signum`` to this process after global batch ``batch``."""
+
+    def __init__(self, batch: int, signum: str = "SIGTERM") -> None:
+        self.batch = batch
+        self.signum = getattr(signal, signum)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
+        if done == self.batch:
+            os.kill(os.getpid(), self.signum)
+
+
+class NanInputsFromBatch(L.Callback):
+    """Test fault injector: makes the inputs of global batches ``start`` .. ``stop - 1`` NaN."""
+
+    def __init__(self, start: int, stop: int = 10**9) -> None:
+        self.start, self.stop = start, stop
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.start <= trainer.fit_loop.epoch_loop._batches_that_stepped < self.stop:
+            batch["A"].fill_(float("nan"))

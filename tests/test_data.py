@@ -175,9 +175,10 @@ def test_seeded_runs_give_identical_batches(identical_pairs_root: Path, num_work
     other = _train_epoch(identical_pairs_root, 8, num_workers)
     assert all(torch.equal(x, y) for x, y in zip(first, second, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(first, other, strict=True))
-    # Workers sharing one albumentations RNG would give pairs of identical samples.
+    # Workers sharing one albumentations RNG would give pairs of identical samples (3 distinct
+    # of 6); independent draws collide only by chance in the small crop space.
     distinct = {tuple(sample.flatten()[::37].tolist()) for sample in first}
-    assert len(distinct) == len(first)
+    assert len(distinct) >= len(first) - 1
 
 
 @pytest.fixture
@@ -249,8 +250,24 @@ def test_non_2to1_images_are_all_listed(tmp_path: Path) -> None:
         _small_module(tmp_path).setup("fit")
     message = str(caught.value)
     assert "13 file(s)" in message and "width = 2 x height" in message
-    assert "bad00.png (11x10)" in message and "a_broken.jpg (unreadable)" in message
+    assert "bad00.png (11x10)" in message and "a_broken.jpg (unreadable" in message
     assert "and 3 more" in message and "good.png" not in message and "\n" not in message
+
+
+def test_truncated_images_are_found_by_the_scan_not_mid_epoch(tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    train.mkdir(parents=True)
+    noise = np.random.default_rng(0).integers(0, 256, (3, 64, 128, 3), dtype=np.uint8)
+    for index in range(3):
+        Image.fromarray(noise[index]).save(train / f"{index}.jpg")
+    whole = (train / "1.jpg").read_bytes()
+    (train / "1.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"1 file\(s\).*1.jpg \(unreadable: (?i:.*truncated)"):
+        _small_module(tmp_path).setup("fit")
+    # header-only scanning (verify_images=false) lets it through to fail when read
+    module = _small_module(tmp_path, verify_images=False, val_fallback=1)
+    with pytest.warns(UserWarning):
+        module.setup("fit")
 
 
 def test_missing_fallback_split_names_the_key(no_val_root: Path) -> None:

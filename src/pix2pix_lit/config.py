@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from pix2pix_lit.errors import ConfigError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -42,6 +44,26 @@ def register_resolvers() -> None:
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Checks that would otherwise fail late or deep inside a library, naming the key.
+
+    Constructors check their own arguments (data, networks, losses); this covers values
+    that reach torch or Lightning directly.
+    """
+    for side in ("generator", "discriminator"):
+        node = cfg.optim[side]
+        key = f"optim.{side}"
+        if not node.lr > 0:
+            raise ConfigError(f"{key}.lr={node.lr} must be > 0 (the paper uses 2e-4)")
+        if "betas" in node and not all(0.0 <= b < 1.0 for b in node.betas):
+            raise ConfigError(f"{key}.betas={list(node.betas)} must each be in [0, 1)")
+        if node.get("weight_decay", 0.0) < 0:
+            raise ConfigError(f"{key}.weight_decay={node.weight_decay} must be >= 0")
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and max_epochs != -1 and max_epochs < 1:
+        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")
 
 
 register_resolvers()

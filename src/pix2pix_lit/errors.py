@@ -15,3 +15,7 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError, ValueError):
     """A dataset is missing, empty or malformed (the message names the path)."""
+
+
+class TrainingDivergedError(UserError, RuntimeError):
+    """Too many consecutive training steps had a non-finite loss."""

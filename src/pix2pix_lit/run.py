@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,7 +14,8 @@ from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.errors import ConfigError, UserError
+from pix2pix_lit.config import validate_config
+from pix2pix_lit.errors import ConfigError, DataError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +41,53 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in cfg.values() if node and "_target_" in node]
 
 
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
+    """``last`` → the run dir's ``checkpoints/last.ckpt``; a path must exist."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: no checkpoint at {path}; resume a run in place with "
+                "hydra.run.dir=<its run dir> ckpt_path=last, or give ckpt_path=<file>.ckpt"
+            )
+        return str(path)
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist; give a .ckpt file or 'last'")
+    return ckpt_path
+
+
+@contextmanager
+def explain_loader_failures() -> Iterator[None]:
+    """Turn data-loader worker failures into one-line errors that say what happened.
+
+    A worker killed by the system (usually out of memory) surfaces in torch as a bare
+    RuntimeError; an error raised inside a worker is re-raised with the worker's traceback
+    folded into its message. Both become a :class:`DataError` with the cause on one line.
+    """
+    try:
+        yield
+    except UserError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        if len(lines) < 2 or "DataLoader worker" not in lines[0]:
+            raise
+        # the last line is the worker's "package.module.ErrorType: message"
+        message = lines[-1].removeprefix(f"{type(err).__module__}.{type(err).__qualname__}: ")
+        raise type(err)(f"{message} (in a data-loader worker)") from None
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err):
+            raise
+        raise DataError(
+            f"a data-loader worker died: {str(err).splitlines()[0]}. This is usually the "
+            "system running out of memory: lower data.num_workers or data.batch_size"
+        ) from None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and optionally test) the configured task; return the final metrics as floats."""
+    validate_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -60,13 +109,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(task.run_config)
 
-    if cfg.get("train", True):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = dict(trainer.callback_metrics)
-    if cfg.get("test", False):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update(trainer.callback_metrics)
+    with explain_loader_failures():
+        if cfg.get("train", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = dict(trainer.callback_metrics)
+        if cfg.get("test", False):
+            checkpoint = trainer.checkpoint_callback
+            best = checkpoint.best_model_path if checkpoint else ""
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
+            metrics.update(trainer.callback_metrics)
     return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import hydra
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from pix2pix_lit.config import config_dir
@@ -23,6 +24,8 @@ def main(cfg: DictConfig) -> float | None:
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except UserError as err:
         sys.exit(f"error: {err}")
+    except SIGTERMException:
+        sys.exit("interrupted: a resumable checkpoint was saved (see the log above)")
     finally:
         _finish_wandb()
 

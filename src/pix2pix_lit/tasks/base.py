@@ -7,6 +7,7 @@ the test-time protocol and the run config stored in checkpoints live here.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,7 +21,10 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from pix2pix_lit.errors import ConfigError, TrainingDivergedError
 from pix2pix_lit.inference import check_inference_mode, inference_protocol
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -42,6 +46,7 @@ class TranslationTask(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         inference: str = "paper",
         validation_seed: int = 0,
+        nonfinite_patience: int = 10,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -50,6 +55,11 @@ class TranslationTask(L.LightningModule):
         self.scheduler = scheduler
         self.inference = check_inference_mode(inference)
         self.validation_seed = validation_seed
+        if nonfinite_patience < 0:
+            raise ConfigError(f"task.nonfinite_patience={nonfinite_patience} must be >= 0")
+        self.nonfinite_patience = nonfinite_patience
+        self.skipped_steps = 0
+        self._consecutive_nonfinite: dict[str, int] = {}
         self.run_config: dict[str, Any] | None = None
         self.val_l1 = MeanMetric()
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
@@ -92,6 +102,57 @@ class TranslationTask(L.LightningModule):
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
+
+    def loss_is_finite(self, loss: Tensor, name: str) -> bool:
+        """Whether to step on ``loss``; a non-finite one is to be skipped, and is counted.
+
+        Costs one device-to-host sync; ``nonfinite_patience=0`` turns the check off. Call
+        :meth:`stop_if_diverged` once the batch is cleaned up.
+        """
+        if self.nonfinite_patience == 0:
+            return True
+        if bool(torch.isfinite(loss).all()):
+            self._consecutive_nonfinite[name] = 0
+            return True
+        count = self._consecutive_nonfinite.get(name, 0) + 1
+        self._consecutive_nonfinite[name] = count
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+        log.warning(
+            "Non-finite %s loss (%s) at epoch %d, step %d: step skipped (%d in a row)",
+            name, float(loss.detach()), self.current_epoch, self.global_step, count,
+        )  # fmt: skip
+        return False
+
+    def stop_if_diverged(self) -> None:
+        """Raise :class:`TrainingDivergedError` after ``nonfinite_patience`` consecutive
+        non-finite losses of the same network."""
+        for name, count in self._consecutive_nonfinite.items():
+            if self.nonfinite_patience and count >= self.nonfinite_patience:
+                raise TrainingDivergedError(
+                    f"the {name} loss was non-finite in {count} consecutive steps "
+                    f"(task.nonfinite_patience={self.nonfinite_patience}); training stopped "
+                    "with the weights from before the fault in checkpoints/before_nonfinite.ckpt."
+                    " Try a lower optim.lr, task.clip_grad_norm > 0, or trainer.precision=32"
+                )
+
+    def snapshot_buffers(self, *modules: nn.Module) -> list[Tensor] | None:
+        """Copies of the floating-point buffers (batch-norm statistics) of ``modules``.
+
+        A batch whose loss turns out non-finite has already pushed its NaNs into the
+        running statistics during the forward pass; skipping the optimizer step alone
+        would leave them there. None when the non-finite check is off.
+        """
+        if self.nonfinite_patience == 0:
+            return None
+        return [b.detach().clone() for m in modules for b in m.buffers() if b.is_floating_point()]
+
+    @staticmethod
+    def restore_buffers(snapshot: list[Tensor], *modules: nn.Module) -> None:
+        buffers = [b for m in modules for b in m.buffers() if b.is_floating_point()]
+        with torch.no_grad():
+            for buffer, saved in zip(buffers, snapshot, strict=True):
+                buffer.copy_(saved)
 
     def log_losses(self, logs: dict[str, Tensor], batch_size: int) -> None:
         """Per-step training losses under ``train/``; tensors, so no host sync per step."""

@@ -32,9 +32,12 @@ class Pix2Pix(TranslationTask):
         scheduler: SchedulerFactory | None = None,
         inference: str = "paper",
         validation_seed: int = 0,
+        nonfinite_patience: int = 10,
         clip_grad_norm: float = 0.0,
     ):
-        super().__init__(optimizer_g, optimizer_d, scheduler, inference, validation_seed)
+        super().__init__(
+            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
+        )
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
@@ -60,6 +63,8 @@ class Pix2Pix(TranslationTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_a, real_b = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
+        buffers = self.snapshot_buffers(self.generator, self.discriminator)
+        skipped = False
         cam = self.objective.lambda_cam > 0
         if cam:
             fake_b, input_cam, _ = self.generator.forward_with_cam(real_a)
@@ -72,10 +77,13 @@ class Pix2Pix(TranslationTask):
             loss_d, d_logs = self.objective.discriminator_loss(
                 self.discriminator, real_a, real_b, fake_b
             )
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(loss_d)
-            self._clip(opt_d)
-            opt_d.step()
+            if self.loss_is_finite(loss_d, "D"):
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(loss_d)
+                self._clip(opt_d)
+                opt_d.step()
+            else:
+                skipped = True
             self.untoggle_optimizer(opt_d)
             logs.update(d_logs)
 
@@ -86,13 +94,19 @@ class Pix2Pix(TranslationTask):
             loss_cam, cam_logs = self.objective.cam_loss(input_cam, target_cam)
             loss_g = loss_g + loss_cam
             g_logs.update(cam_logs)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        self._clip(opt_g)
-        opt_g.step()
+        if self.loss_is_finite(loss_g, "G"):
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            self._clip(opt_g)
+            opt_g.step()
+            if hasattr(self.generator, "clip_rho"):
+                self.generator.clip_rho()  # U-GAT-IT keeps AdaLIN/LIN's rho in [0, 1]
+        else:
+            skipped = True
         self.untoggle_optimizer(opt_g)
-        if hasattr(self.generator, "clip_rho"):
-            self.generator.clip_rho()  # U-GAT-IT keeps AdaLIN/LIN's rho in [0, 1]
+        if skipped and buffers is not None:
+            self.restore_buffers(buffers, self.generator, self.discriminator)
+            self.stop_if_diverged()
         logs.update(g_logs)
         self.log_losses(logs, batch_size=real_a.shape[0])
 

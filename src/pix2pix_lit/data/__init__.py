@@ -1,0 +1,15 @@
+"""Datasets and LightningDataModules for aligned image-to-image translation."""
+
+from pix2pix_lit.data.download import download_file, extract_archive, fetch_dataset
+from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset
+from pix2pix_lit.data.synthetic import SyntheticPairedDataModule, make_synthetic_paired_dataset
+
+__all__ = [
+    "PairedImageDataModule",
+    "PairedImageDataset",
+    "SyntheticPairedDataModule",
+    "download_file",
+    "extract_archive",
+    "fetch_dataset",
+    "make_synthetic_paired_dataset",
+]

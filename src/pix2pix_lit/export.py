@@ -1,0 +1,32 @@
+"""Export a generator: ``python -m pix2pix_lit.export ckpt_path=... format=onnx|torchscript``.
+
+Composes ``conf/export.yaml``; the work is done by :mod:`pix2pix_lit.exporting`. Writes
+``generator.onnx`` / ``generator.pt`` into the run folder unless ``output`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from pix2pix_lit.config import config_dir
+from pix2pix_lit.errors import UserError
+from pix2pix_lit.exporting import run_export
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_export(cfg, default_dir=cfg.paths.output_dir)
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

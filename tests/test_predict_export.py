@@ -1,0 +1,222 @@
+"""Prediction on folders of any-size images, and ONNX / TorchScript export parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import cli
+from pix2pix_lit import export as export_cli
+from pix2pix_lit import predict as predict_cli
+from pix2pix_lit.checkpoints import load_task
+from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.exporting import (
+    PARITY_TOLERANCE,
+    example_input,
+    export_difference,
+    export_generator,
+    run_exported,
+)
+from pix2pix_lit.networks import ResnetGenerator, UGATITGenerator, UnetGenerator
+from pix2pix_lit.prediction import (
+    SizeRule,
+    fit_size,
+    predict_folder,
+    repeatable_noise,
+    size_rule,
+    to_signed_tensor,
+)
+from pix2pix_lit.utils.images import to_uint8
+from test_evaluate import run_main, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory)
+
+
+def write_image(path: Path, height: int, width: int, seed: int = 0) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+# -- sizes -------------------------------------------------------------------------------
+
+
+def test_size_rules_come_from_the_generator() -> None:
+    assert size_rule(UnetGenerator(num_downs=6, ngf=4)) == SizeRule(64)
+    assert size_rule(ResnetGenerator(ngf=4, n_blocks=1)) == SizeRule(4)
+    assert size_rule(UGATITGenerator(ngf=4, n_blocks=1, img_size=32, light=True)) == SizeRule(4)
+    assert size_rule(UGATITGenerator(ngf=4, n_blocks=1, img_size=32)) == SizeRule(4, fixed=32)
+    assert size_rule(torch.nn.Identity()) == SizeRule(1)
+
+
+@pytest.mark.parametrize(("height", "width"), [(37, 50), (64, 64), (1, 130), (65, 3)])
+def test_padding_round_trips_every_size(height: int, width: int) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    fit = fit_size((height, width), SizeRule(64), resize_to=None)
+    padded = fit.apply(image)
+    assert padded.shape[0] % 64 == 0 and padded.shape[1] % 64 == 0
+    assert np.array_equal(fit.undo(padded), image)  # the original sits inside, uncut
+
+
+def test_resizing_goes_to_the_square_side_and_back() -> None:
+    image = np.zeros((37, 50, 3), dtype=np.uint8)
+    fit = fit_size((37, 50), SizeRule(64), resize_to=128)
+    assert fit.apply(image).shape == (128, 128, 3)
+    assert fit.undo(np.zeros((128, 128, 3), dtype=np.uint8)).shape == (37, 50, 3)
+    with pytest.raises(
+        ConfigError, match="resize_size=100 is not a multiple of 64, .*; use e.g. 128"
+    ):
+        fit_size((37, 50), SizeRule(64), resize_to=100)
+
+
+# -- predict -----------------------------------------------------------------------------
+
+
+def test_predict_matches_the_generator_on_images_that_need_no_padding(
+    ckpt: Path, tmp_path: Path
+) -> None:
+    task = load_task(ckpt)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    paths = [write_image(inputs / f"{i}.png", 64, 64, seed=i) for i in range(3)]
+    summary = predict_folder(task, inputs, tmp_path / "out", batch_size=3, seed=5)
+    assert [p.name for p in summary.written] == ["0.png", "1.png", "2.png"]
+    batch = to_signed_tensor([np.asarray(Image.open(p)) for p in paths])
+    with repeatable_noise(5, task.device):
+        expected = to_uint8(task.generate(batch)).permute(0, 2, 3, 1).numpy()
+    written = np.stack([np.asarray(Image.open(p)) for p in summary.written])
+    assert np.array_equal(written, expected)
+
+
+def test_predict_cli_keeps_sizes_and_skips_unreadable_images(ckpt: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(inputs / "odd.png", 37, 50)
+    write_image(inputs / "square.jpg", 64, 64)
+    write_image(inputs / "wide.png", 20, 130)
+    (inputs / "broken.png").write_bytes(b"not an image")
+    (inputs / "notes.txt").write_text("not an image either, and not listed")
+    out = tmp_path / "out"
+    result = cli(
+        f"ckpt_path={ckpt}",
+        f"input_dir={inputs}",
+        f"output_dir={out}",
+        "batch_size=2",
+        cwd=tmp_path,
+        module="pix2pix_lit.predict",
+    )
+    assert result.returncode == 0, result.stderr
+    sizes = {p.name: Image.open(p).size for p in out.iterdir()}
+    assert sizes == {"odd.png": (50, 37), "square.png": (64, 64), "wide.png": (130, 20)}
+    warnings = [line for line in result.stdout.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "broken.png" in warnings[0]
+    assert "translated 3 image(s)" in result.stdout
+    assert "skipped 1 unreadable: broken.png" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_inputs_sharing_a_name_keep_their_extension(ckpt: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(inputs / "a.png", 64, 64)
+    write_image(inputs / "a.jpg", 64, 64)
+    write_image(inputs / "b.png", 64, 64)
+    summary = predict_folder(load_task(ckpt), inputs, tmp_path / "out", resize_to=64)
+    assert sorted(p.name for p in summary.written) == ["a.jpg.png", "a.png.png", "b.png"]
+
+
+def test_predict_bad_inputs_name_the_key_and_path(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # Hydra's run folders go under ./logs
+    empty, full, out = tmp_path / "empty", tmp_path / "full", tmp_path / "out"
+    empty.mkdir()
+    full.mkdir()
+    write_image(full / "x.png", 8, 8)
+    (out).mkdir()
+    write_image(out / "x.png", 8, 8)
+    base = (f"ckpt_path={ckpt}",)
+    cases = {
+        (f"input_dir={empty}", f"output_dir={out}"): f"input_dir={empty} contains no images",
+        (
+            f"input_dir={tmp_path / 'nope'}",
+            f"output_dir={out}",
+        ): f"input_dir={tmp_path / 'nope'} is not a folder",
+        (
+            f"input_dir={full}",
+            f"output_dir={out}",
+        ): f"output_dir={out} already holds 1 of the outputs (x.png)",
+        (f"input_dir={full}", f"output_dir={full}"): f"output_dir={full} is input_dir",
+        (f"input_dir={full}", f"output_dir={out}", "batch_size=0"): "batch_size=0 must be",
+    }
+    for args, expected in cases.items():
+        message = run_main(predict_cli.main, *base, *args)
+        assert message is not None and message.startswith("error: "), args
+        assert expected in message, (args, message)
+    assert (
+        run_main(
+            predict_cli.main, *base, f"input_dir={full}", f"output_dir={out}", "overwrite=true"
+        )
+        is None
+    )
+    assert not np.array_equal(
+        np.asarray(Image.open(out / "x.png")), np.asarray(Image.open(full / "x.png"))
+    )
+
+
+# -- export ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inference", ["standard", "paper"])
+def test_torchscript_export_matches_pytorch(ckpt: Path, tmp_path: Path, inference: str) -> None:
+    generator = load_task(ckpt).translation_network()
+    example = example_input(generator, 64, 3)
+    path = export_generator(
+        generator, "torchscript", tmp_path / "g.pt", example, inference=inference
+    )
+    difference = export_difference(generator, path, "torchscript", example, inference)
+    assert difference is not None and difference <= PARITY_TOLERANCE
+    # any batch size and any accepted image size
+    bigger = torch.rand(3, 3, 128, 64) * 2 - 1
+    assert export_difference(generator, path, "torchscript", bigger, inference) <= PARITY_TOLERANCE
+
+
+def test_onnx_export_matches_pytorch_with_a_dynamic_batch(ckpt: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    generator = load_task(ckpt).translation_network()
+    example = example_input(generator, 64, 3)
+    path = export_generator(generator, "onnx", tmp_path / "g.onnx", example)
+    assert export_difference(generator, path, "onnx", example, "standard") <= PARITY_TOLERANCE
+    three = torch.rand(3, 3, 64, 64) * 2 - 1
+    outputs = run_exported(path, "onnx", three)
+    assert outputs is not None and outputs.shape == (3, 3, 64, 64)
+    assert export_difference(generator, path, "onnx", three, "standard") <= PARITY_TOLERANCE
+
+
+def test_export_cli_writes_the_file_and_refuses_bad_requests(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "gen.pt"
+    args = (f"ckpt_path={ckpt}", "format=torchscript", f"output={output}")
+    assert run_main(export_cli.main, *args) is None
+    assert run_exported(output, "torchscript", torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    cases = {
+        args: f"output={output} already exists; pass overwrite=true",
+        (f"ckpt_path={ckpt}", "format=onnx", "inference=paper"): "format=onnx with inference=paper",
+        (f"ckpt_path={ckpt}", "format=tflite"): "format='tflite' is not one of onnx, torchscript",
+        (f"ckpt_path={ckpt}", "size=100"): "size=100 is not a multiple of 64",
+        ("format=onnx",): "ckpt_path is not set",
+    }
+    for case, expected in cases.items():
+        message = run_main(export_cli.main, *case)
+        assert message is not None and message.startswith("error: "), case
+        assert expected in message, (case, message)

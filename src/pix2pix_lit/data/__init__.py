@@ -3,11 +3,14 @@
 from pix2pix_lit.data.download import download_file, extract_archive, fetch_dataset
 from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset
 from pix2pix_lit.data.synthetic import SyntheticPairedDataModule, make_synthetic_paired_dataset
+from pix2pix_lit.data.unpaired import SyntheticUnpairedDataModule, UnpairedImageDataModule
 
 __all__ = [
     "PairedImageDataModule",
     "PairedImageDataset",
     "SyntheticPairedDataModule",
+    "SyntheticUnpairedDataModule",
+    "UnpairedImageDataModule",
     "download_file",
     "extract_archive",
     "fetch_dataset",

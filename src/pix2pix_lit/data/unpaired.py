@@ -1,0 +1,260 @@
+"""Unpaired images of two domains A and B, for cycle-consistent translation (CycleGAN, U-GAT-IT).
+
+Two layouts are served:
+
+* ``cyclegan``: the layout of CycleGAN's datasets (Zhu et al. 2017): ``root/trainA``,
+  ``trainB``, ``testA``, ``testB`` (``valA``/``valB`` when present) holding images of any size.
+* ``aligned``: a pix2pix-layout dataset of A|B images whose training halves are served as two
+  independent domains; its validation and test splits stay paired, so the paired metrics
+  (val/L1, PSNR, SSIM) compare directly with pix2pix on the same data.
+
+Each training A image is shown with a B image drawn at random every time (``serial=True``: the
+B image of the same index), and A and B are augmented independently of each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import Dataset
+
+from pix2pix_lit.data.download import fetch_dataset
+from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
+from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset, split_pair
+from pix2pix_lit.data.synthetic import SyntheticPairedDataModule
+from pix2pix_lit.data.transforms import PairTransform
+from pix2pix_lit.errors import ConfigError, DataError
+
+LAYOUTS: tuple[str, ...] = ("cyclegan", "aligned")
+
+
+def read_half(path: Path, side: int, direction: str) -> np.ndarray:
+    """Half ``side`` of an A|B image: 0 is the model input, 1 the target (see ``split_pair``)."""
+    return split_pair(read_rgb(path), direction)[side]
+
+
+@dataclass(frozen=True)
+class DomainImages:
+    """The images of one domain: their files and how to read one as an H x W x 3 uint8 array."""
+
+    paths: list[Path]
+    read: Callable[[Path], np.ndarray]
+
+
+def scan_domain(folder: Path, decode: bool = True) -> list[Path]:
+    """List a domain folder's images, sorted, checking that each can be read.
+
+    ``decode`` reads every file whole, so truncated files are found before training (otherwise
+    only headers are read). Empty folders and unreadable files raise one :class:`DataError`
+    naming the folder and (the first ten of) the files.
+    """
+    paths = list_images(folder)
+    if not paths:
+        raise DataError(
+            f"{folder} contains no images; put the domain's images there as "
+            f"{', '.join(IMAGE_EXTENSIONS)} files"
+        )
+    unreadable = []
+    for path in paths:
+        try:
+            image_size(path, decode=decode)
+        except DataError as err:
+            unreadable.append(f"{path.name} ({err.__cause__ or err})")
+    if unreadable:
+        more = f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
+        raise DataError(
+            f"{len(unreadable)} file(s) in {folder} are unreadable: "
+            f"{', '.join(unreadable[:10])}{more}"
+        )
+    return paths
+
+
+class UnpairedImageDataset(Dataset):
+    """Samples ``{"A", "B", "A_path", "B_path"}`` of two unaligned domains.
+
+    The length is max(|A|, |B|); sample i holds A image i mod |A| and, with ``serial=False``,
+    a B image drawn uniformly at each access (so every epoch pairs differently), with
+    ``serial=True`` B image i mod |B|. ``transform`` augments A and B with separate random
+    draws. The draws come from the sample's seed when it is indexed by ``(index, seed)`` (as
+    the training sampler does, for exact resumes), otherwise from torch's global generator.
+    """
+
+    def __init__(
+        self, a: DomainImages, b: DomainImages, transform: PairTransform, serial: bool = False
+    ) -> None:
+        self.a = a
+        self.b = b
+        self.transform = transform
+        self.serial = serial
+
+    def __len__(self) -> int:
+        return max(len(self.a.paths), len(self.b.paths))
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``index``, or ``(index, seed)`` to fix its random draws."""
+        index, seed = index if isinstance(index, tuple) else (index, None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        path_a = self.a.paths[index % len(self.a.paths)]
+        if self.serial:
+            path_b = self.b.paths[index % len(self.b.paths)]
+        else:
+            path_b = self.b.paths[int(torch.randint(len(self.b.paths), (), generator=generator))]
+        seed_a, seed_b = torch.randint(0, 2**62, (2,), generator=generator).tolist()
+        return {
+            "A": self._augment(self.a.read(path_a), seed_a),
+            "B": self._augment(self.b.read(path_b), seed_b),
+            "A_path": str(path_a),
+            "B_path": str(path_b),
+        }
+
+    def _augment(self, image: np.ndarray, seed: int) -> torch.Tensor:
+        # A PairTransform makes one random draw per call for both of its images; given one
+        # image twice, each domain gets its own draw (and the images may differ in size).
+        return self.transform(image, image, seed=seed)[0]
+
+
+class UnpairedImageDataModule(PairedImageDataModule):
+    """Train/val/test loaders of unpaired A and B images, in either :data:`LAYOUTS`.
+
+    Batches are ``{"A": [N,3,crop,crop], "B": same, "A_path", "B_path": list[str]}`` in
+    [-1, 1]; ``direction="BtoA"`` swaps the domains (the B folder, or the right half, is A).
+    Training crops are taken as in the paired module (resize to ``load_size``, random
+    ``crop_size`` crop, random flip), drawn separately for A and B.
+
+    Validation and test: with ``layout="aligned"`` the paired A|B images of the split
+    (``{"A", "B", "A_path"}``, aligned, exactly as :class:`PairedImageDataModule` serves them);
+    with ``layout="cyclegan"`` the split's A and B images paired by index, so the paired
+    metrics mean nothing there (image grids and checkpoints work as usual). Without
+    ``valA``/``valB`` the ``val_fallback`` split is used (a split name; holding images out
+    needs ``layout="aligned"``).
+
+    Args:
+        root: the dataset folder.
+        layout: ``"cyclegan"`` (``trainA/``, ``trainB/``, ...) or ``"aligned"`` (A|B images).
+        serial: pair training images by index instead of drawing B at random.
+        **kwargs: any :class:`PairedImageDataModule` argument (``url``, ``expected_counts``
+            and the split names apply to the ``<split>A``/``<split>B`` folders of the
+            ``cyclegan`` layout).
+    """
+
+    def __init__(
+        self, root: str | Path, *, layout: str = "cyclegan", serial: bool = False, **kwargs: Any
+    ) -> None:
+        if layout not in LAYOUTS:
+            raise ConfigError(
+                f"data.layout={layout!r} is not valid; use one of {', '.join(LAYOUTS)}"
+            )
+        super().__init__(root, **kwargs)
+        if layout == "cyclegan" and not isinstance(self.val_fallback, str):
+            raise ConfigError(
+                f"data.val_fallback={self.val_fallback!r} holds training images out, which "
+                "needs data.layout=aligned; with layout=cyclegan name a split (e.g. 'test')"
+            )
+        self.layout = layout
+        self.serial = serial
+
+    # -- the cyclegan layout ---------------------------------------------------------
+    def _domain_folders(self, split: str) -> tuple[Path, Path]:
+        """The folders of the A and B images of ``split``, after ``direction``."""
+        a, b = self.root / f"{split}A", self.root / f"{split}B"
+        return (a, b) if self.direction == "AtoB" else (b, a)
+
+    def _has_split(self, split: str) -> bool:
+        return all(folder.is_dir() for folder in self._domain_folders(split))
+
+    def _split_error(self, split: str, key: str) -> DataError:
+        if self.root.is_dir():
+            found = sorted(f"{child.name}/" for child in self.root.iterdir() if child.is_dir())
+            state = f"holds {', '.join(found) or 'no folders'}"
+        else:
+            state = "does not exist"
+        fetch = (
+            " or data.download=true to fetch data.url," if self.url and not self.download else ""
+        )
+        return DataError(
+            f"data.root={self.root} {state}; data.layout=cyclegan needs {split}A/ and {split}B/ "
+            f"image folders there (set {key},{fetch} or data.layout=aligned for A|B images)"
+        )
+
+    def _unpaired_split(
+        self, split: str, key: str, transform: PairTransform, serial: bool
+    ) -> UnpairedImageDataset:
+        if not self._has_split(split):
+            raise self._split_error(split, key)
+        folder_a, folder_b = self._domain_folders(split)
+        a = DomainImages(scan_domain(folder_a, self.verify_images), read_rgb)
+        b = DomainImages(scan_domain(folder_b, self.verify_images), read_rgb)
+        return UnpairedImageDataset(a, b, transform, serial)
+
+    def _cyclegan_val_split(self) -> str:
+        if self._has_split(self.val_split):
+            return self.val_split
+        rank_zero_warn(
+            f"data.root={self.root} has no {self.val_split}A/ and {self.val_split}B/; "
+            f"validating on '{self.val_fallback}' (data.val_fallback={self.val_fallback!r})"
+        )
+        return str(self.val_fallback)
+
+    # -- LightningDataModule ---------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Fetch ``url`` into ``root`` when the training split is missing (as the paired one)."""
+        if self.layout == "aligned":
+            super().prepare_data()
+            return
+        if self._has_split(self.train_split):
+            return
+        if not (self.url and self.download):
+            raise self._split_error(self.train_split, "data.train_split")
+        fetch_dataset(
+            self.url,
+            self.root,
+            sha256=self.sha256,
+            expected_counts=self.expected_counts,
+            train_split=f"{self.train_split}A",
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets needed for ``stage`` (all of them when ``None``)."""
+        if self.layout == "aligned":
+            super().setup(stage)
+            if isinstance(self.train_set, PairedImageDataset):
+                # The same files serve both domains; each sample reads its A and B halves
+                # from two independently chosen files.
+                paths = self.train_set.paths
+                self.train_set = UnpairedImageDataset(
+                    DomainImages(paths, partial(read_half, side=0, direction=self.direction)),
+                    DomainImages(paths, partial(read_half, side=1, direction=self.direction)),
+                    self._train_transform,
+                    self.serial,
+                )
+            return
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            self.train_set = self._unpaired_split(
+                self.train_split, "data.train_split", self._train_transform, self.serial
+            )
+            val_split = self._cyclegan_val_split()
+            self.val_set = self._unpaired_split(
+                val_split, "data.val_fallback", self._eval_transform, serial=True
+            )
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._unpaired_split(
+                self.test_split, "data.test_split", self._eval_transform, serial=True
+            )
+
+
+class SyntheticUnpairedDataModule(UnpairedImageDataModule, SyntheticPairedDataModule):
+    """The generated dataset of :class:`SyntheticPairedDataModule`, served unpaired.
+
+    Takes the arguments of both parents (``num_images``, ``image_size``, ``serial``, ...); the
+    layout is always ``aligned``, so validation and test stay paired.
+    """
+
+    def __init__(self, root: str | Path, **kwargs: Any) -> None:
+        super().__init__(root, layout="aligned", **kwargs)

@@ -1,0 +1,248 @@
+"""CycleGAN (Zhu et al. 2017): generators G: A → B and F: B → A, discriminators D_A and D_B."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from functools import partial
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from pix2pix_lit.data.paired import DIRECTIONS
+from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.inference import inference_protocol
+from pix2pix_lit.losses import CycleGANObjective
+from pix2pix_lit.losses.cycle import Logs
+from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
+
+
+def conv_channels(net: nn.Module) -> tuple[int, int]:
+    """(input channels of the first convolution, output channels of the last) of ``net``.
+
+    Every network of the zoo registers its layers in the order they run, so these are the
+    channels the network takes and returns.
+    """
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    return convs[0].in_channels, convs[-1].out_channels
+
+
+def heatmap_image(heatmap: Tensor, size: tuple[int, int]) -> Tensor:
+    """An attention map (N, 1, h, w) as an image column: bilinearly resized to ``size`` and
+    min-max scaled to [-1, 1] per image, so the most attended region is white."""
+    heatmap = F.interpolate(heatmap.float(), size=size, mode="bilinear", align_corners=False)
+    low = heatmap.amin(dim=(1, 2, 3), keepdim=True)
+    high = heatmap.amax(dim=(1, 2, 3), keepdim=True)
+    return 2 * (heatmap - low) / (high - low).clamp_min(1e-8) - 1
+
+
+class CycleGAN(TranslationTask):
+    """Unpaired translation with two generators and two unconditional discriminators.
+
+    ``generator_ab`` is G: A → B, ``generator_ba`` F: B → A; ``discriminator_a`` judges
+    images of domain A (real a against F(b)), ``discriminator_b`` images of B. Any networks of
+    the zoo fit; ``objective`` (``loss=cyclegan``) holds the losses and history pools.
+
+    Per batch, as in the authors' code: one Adam step for G and F together on the full
+    objective, then one for D_A and D_B together on fakes from the pools.
+    :attr:`discriminator_first` reverses the order (U-GAT-IT). U-GAT-IT generators are
+    supported (their ρ is clipped to [0, 1] after each generator step).
+
+    ``direction`` picks the generator that :meth:`translate` runs (``AtoB``: G, ``BtoA``: F)
+    and hence what validation measures: G(a) against b, or F(b) against a. The image grid
+    shows A | G(A) | F(G(A)) | B | F(B) | G(F(B)), with the generators' attention maps after
+    G(A) and F(B) when they have CAM attention.
+    """
+
+    #: the order of the two updates of a batch
+    discriminator_first = False
+    #: the objective this task trains
+    objective_type: type[CycleGANObjective] = CycleGANObjective
+
+    def __init__(
+        self,
+        generator_ab: nn.Module,
+        generator_ba: nn.Module,
+        discriminator_a: nn.Module,
+        discriminator_b: nn.Module,
+        objective: CycleGANObjective,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        inference: str = "paper",
+        validation_seed: int = 0,
+        direction: str = "AtoB",
+    ):
+        super().__init__(optimizer_g, optimizer_d, scheduler, inference, validation_seed)
+        if not isinstance(objective, self.objective_type):
+            raise ConfigError(
+                f"{type(self).__name__} trains a {self.objective_type.__name__}, not a "
+                f"{type(objective).__name__}; select its loss (loss=cyclegan or loss=ugatit)"
+            )
+        generators = (generator_ab, generator_ba)
+        if objective.uses_cam and not all(hasattr(g, "forward_with_cam") for g in generators):
+            raise ConfigError(
+                f"{type(objective).__name__} needs generators with a CAM classifier "
+                f"(model=ugatit or ugatit_light), not {type(generator_ab).__name__}"
+            )
+        check_channels(generator_ab, generator_ba, discriminator_a, discriminator_b)
+        self.generator_ab = generator_ab
+        self.generator_ba = generator_ba
+        self.discriminator_a = discriminator_a
+        self.discriminator_b = discriminator_b
+        self.objective = objective
+        self.direction = direction
+        self._restored_pools: dict[str, list[Tensor]] | None = None
+
+    @property
+    def direction(self) -> str:
+        """``AtoB`` (translate with G) or ``BtoA`` (with F); may be changed after loading."""
+        return self._direction
+
+    @direction.setter
+    def direction(self, value: str) -> None:
+        if value not in DIRECTIONS:
+            raise ConfigError(f"task.direction={value!r} is not one of {', '.join(DIRECTIONS)}")
+        self._direction = value
+
+    def generator_parameters(self) -> Iterable[nn.Parameter]:
+        return itertools.chain(self.generator_ab.parameters(), self.generator_ba.parameters())
+
+    def discriminator_parameters(self) -> Iterable[nn.Parameter]:
+        return itertools.chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
+
+    def translation_network(self) -> nn.Module:
+        return self.generator_ab if self.direction == "AtoB" else self.generator_ba
+
+    def translate(self, images: Tensor) -> Tensor:
+        return self.translation_network()(images)
+
+    # -- training --------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        # The generators run once per batch, before both updates. CycleGAN's discriminator
+        # step sees the fakes of before the generator step, as in the authors' code;
+        # U-GAT-IT's generator step sees the fakes its code recomputes after the
+        # discriminator step, which leaves G and F unchanged.
+        outputs = self.objective.run_generators(
+            self.generator_ab, self.generator_ba, batch["A"], batch["B"]
+        )
+        generator_loss = partial(
+            self.objective.generator_loss, self.discriminator_a, self.discriminator_b, outputs
+        )
+        discriminator_loss = partial(
+            self.objective.discriminator_loss, self.discriminator_a, self.discriminator_b, outputs
+        )
+        if self.discriminator_first:
+            logs = self._update(opt_d, discriminator_loss)
+            logs.update(self._update(opt_g, generator_loss))
+        else:
+            logs = self._update(opt_g, generator_loss)
+            logs.update(self._update(opt_d, discriminator_loss))
+        # U-GAT-IT keeps AdaLIN/LIN's ρ in [0, 1]; the discriminator step does not read ρ, so
+        # clipping after both updates equals clipping right after the generator step.
+        for generator in (self.generator_ab, self.generator_ba):
+            if hasattr(generator, "clip_rho"):
+                generator.clip_rho()
+        self.log_losses(logs, batch_size=batch["A"].shape[0])
+
+    def _update(self, optimizer: Optimizer, loss_fn: Callable[[], tuple[Tensor, Logs]]) -> Logs:
+        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile."""
+        self.toggle_optimizer(optimizer)
+        loss, logs = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return logs
+
+    # -- validation, test and grids ----------------------------------------------------
+    def _oriented(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with A and B swapped when :meth:`translate` maps B to A."""
+        if self.direction == "AtoB":
+            return batch
+        return {**batch, "A": batch["B"], "B": batch["A"]}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        super().validation_step(self._oriented(batch), batch_idx)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        super().test_step(self._oriented(batch), batch_idx)
+
+    def grid_columns(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        with ExitStack() as stack:
+            for generator in (self.generator_ab, self.generator_ba):
+                stack.enter_context(inference_protocol(generator, self.inference))
+            return {
+                **self._round_trip(
+                    batch["A"], "A", ("G", self.generator_ab), ("F", self.generator_ba)
+                ),
+                **self._round_trip(
+                    batch["B"], "B", ("F", self.generator_ba), ("G", self.generator_ab)
+                ),
+            }
+
+    @staticmethod
+    def _round_trip(
+        real: Tensor, domain: str, there: tuple[str, nn.Module], back: tuple[str, nn.Module]
+    ) -> dict[str, Tensor]:
+        """Columns x | T(x) [| CAM of T on x] | S(T(x)) for images x of ``domain``."""
+        (t, generator), (s, inverse) = there, back
+        if hasattr(generator, "forward_with_cam"):
+            fake, _, heatmap = generator.forward_with_cam(real)
+        else:
+            fake, heatmap = generator(real), None
+        columns = {domain: real, f"{t}({domain})": fake}
+        if heatmap is not None:
+            columns[f"CAM {t}({domain})"] = heatmap_image(heatmap, real.shape[-2:])
+        columns[f"{s}({t}({domain}))"] = inverse(fake)
+        return columns
+
+    # -- checkpoints -----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # The pools are training state: a resumed run shows D the history it would have seen.
+        checkpoint["image_pools"] = self.objective.pool_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._restored_pools = checkpoint.get("image_pools")
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        # Lightning restores checkpoints before moving the module to its device; the pools,
+        # plain lists, are refilled here, where the device is final.
+        if self._restored_pools is not None:
+            self.objective.load_pool_state(self._restored_pools, self.device)
+            self._restored_pools = None
+
+
+def check_channels(
+    generator_ab: nn.Module,
+    generator_ba: nn.Module,
+    discriminator_a: nn.Module,
+    discriminator_b: nn.Module,
+) -> None:
+    """Raise a :class:`ConfigError` unless F inverts G's channels and each D fits its domain."""
+    channels_a, channels_b = conv_channels(generator_ab)
+    inverse_in, inverse_out = conv_channels(generator_ba)
+    if (inverse_in, inverse_out) != (channels_b, channels_a):
+        raise ConfigError(
+            f"G: A -> B maps {channels_a} -> {channels_b} channels and F: B -> A maps "
+            f"{inverse_in} -> {inverse_out}, but F must invert G; both are built from model=, "
+            "so set model.in_channels equal to model.out_channels"
+        )
+    for name, discriminator, channels in (
+        ("A", discriminator_a, channels_a),
+        ("B", discriminator_b, channels_b),
+    ):
+        taken = conv_channels(discriminator)[0]
+        if taken != channels:
+            raise ConfigError(
+                f"discriminator_{name.lower()} takes {taken} channels but domain {name} images "
+                f"have {channels}; set discriminator.in_channels={channels} (unpaired "
+                "discriminators see one image: loss.conditional=false)"
+            )

@@ -217,3 +217,11 @@ def test_cli_trains_cyclegan(tmp_path: Path) -> None:
     (run,) = (tmp_path / "logs" / "cyclegan" / "runs").iterdir()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "images" / "epoch_000.png").is_file()
+
+
+def test_a_nonfinite_batch_is_skipped_and_leaves_finite_weights(tmp_path: Path) -> None:
+    injector = ["+callbacks.fault._target_=helpers.NanInputsFromBatch",
+                "+callbacks.fault.start=1", "+callbacks.fault.stop=2"]  # fmt: skip
+    metrics = run_tiny(tmp_path, *CYCLE, *injector, "+trainer.fast_dev_run=3", model=SMALL_NETS)
+    assert metrics["train/skipped_steps"] >= 1
+    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("val/"))

@@ -74,9 +74,12 @@ class CycleGAN(TranslationTask):
         scheduler: SchedulerFactory | None = None,
         inference: str = "paper",
         validation_seed: int = 0,
+        nonfinite_patience: int = 10,
         direction: str = "AtoB",
     ):
-        super().__init__(optimizer_g, optimizer_d, scheduler, inference, validation_seed)
+        super().__init__(
+            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
+        )
         if not isinstance(objective, self.objective_type):
             raise ConfigError(
                 f"{type(self).__name__} trains a {self.objective_type.__name__}, not a "
@@ -96,6 +99,7 @@ class CycleGAN(TranslationTask):
         self.objective = objective
         self.direction = direction
         self._restored_pools: dict[str, list[Tensor]] | None = None
+        self._skipped = False  # a step of this batch was skipped (non-finite loss)
 
     @property
     def direction(self) -> str:
@@ -123,6 +127,14 @@ class CycleGAN(TranslationTask):
     # -- training --------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
+        networks = (
+            self.generator_ab,
+            self.generator_ba,
+            self.discriminator_a,
+            self.discriminator_b,
+        )
+        buffers = self.snapshot_buffers(*networks)
+        self._skipped = False
         # The generators run once per batch, before both updates. CycleGAN's discriminator
         # step sees the fakes of before the generator step, as in the authors' code;
         # U-GAT-IT's generator step sees the fakes its code recomputes after the
@@ -137,25 +149,34 @@ class CycleGAN(TranslationTask):
             self.objective.discriminator_loss, self.discriminator_a, self.discriminator_b, outputs
         )
         if self.discriminator_first:
-            logs = self._update(opt_d, discriminator_loss)
-            logs.update(self._update(opt_g, generator_loss))
+            logs = self._update("D", opt_d, discriminator_loss)
+            logs.update(self._update("G", opt_g, generator_loss))
         else:
-            logs = self._update(opt_g, generator_loss)
-            logs.update(self._update(opt_d, discriminator_loss))
+            logs = self._update("G", opt_g, generator_loss)
+            logs.update(self._update("D", opt_d, discriminator_loss))
         # U-GAT-IT keeps AdaLIN/LIN's ρ in [0, 1]; the discriminator step does not read ρ, so
         # clipping after both updates equals clipping right after the generator step.
         for generator in (self.generator_ab, self.generator_ba):
             if hasattr(generator, "clip_rho"):
                 generator.clip_rho()
+        if self._skipped and buffers is not None:
+            self.restore_buffers(buffers, *networks)
+            self.stop_if_diverged()
         self.log_losses(logs, batch_size=batch["A"].shape[0])
 
-    def _update(self, optimizer: Optimizer, loss_fn: Callable[[], tuple[Tensor, Logs]]) -> Logs:
-        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile."""
+    def _update(
+        self, name: str, optimizer: Optimizer, loss_fn: Callable[[], tuple[Tensor, Logs]]
+    ) -> Logs:
+        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile;
+        skipped when the loss is not finite."""
         self.toggle_optimizer(optimizer)
         loss, logs = loss_fn()
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
+        if self.loss_is_finite(loss, name):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        else:
+            self._skipped = True
         self.untoggle_optimizer(optimizer)
         return logs
 

@@ -6,26 +6,18 @@ Composes ``conf/export.yaml``; the work is done by :mod:`pix2pix_lit.exporting`.
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
+from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
-from pix2pix_lit.errors import UserError
 from pix2pix_lit.exporting import run_export
-
-log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
+@exits_on_user_error
 def main(cfg: DictConfig) -> None:
-    try:
-        run_export(cfg, default_dir=cfg.paths.output_dir)
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(f"error: {err}")
+    run_export(cfg, default_dir=cfg.paths.output_dir)
 
 
 if __name__ == "__main__":

@@ -6,27 +6,18 @@ one-line summary (written and skipped images) at the end.
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
+from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
-from pix2pix_lit.errors import UserError
 from pix2pix_lit.prediction import run_prediction
-
-log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+@exits_on_user_error
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = run_prediction(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(f"error: {err}")
-    print(summary)
+    print(run_prediction(cfg))
 
 
 if __name__ == "__main__":

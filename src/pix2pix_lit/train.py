@@ -12,18 +12,17 @@ import hydra
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
-from pix2pix_lit.errors import UserError
 from pix2pix_lit.run import monitored_metric, train
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+@exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
-    except UserError as err:
-        sys.exit(f"error: {err}")
     except SIGTERMException:
         sys.exit("interrupted: a resumable checkpoint was saved (see the log above)")
     finally:

@@ -7,15 +7,21 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import lightning as L
+import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+from torch import Tensor
 
 from pix2pix_lit.config import config_dir
+from pix2pix_lit.metrics.labels import Palette
 from pix2pix_lit.run import train
 
 CONF = config_dir()
@@ -105,3 +111,31 @@ class NanInputsFromBatch(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.start <= trainer.fit_loop.epoch_loop._batches_that_stepped < self.stop:
             batch["A"].fill_(float("nan"))
+
+
+def tiny_checkpoint(factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the tiny model (64x64 synthetic data), trained once per session."""
+    root = factory.getbasetemp() / "tiny_checkpoint"
+    ckpt = root / "run" / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        run_tiny(root, *ONE_BATCH, "logger=none")
+    return ckpt
+
+
+def run_main(main: Callable[[], None], *overrides: str) -> str | None:
+    """Run a Hydra entry point in-process, as its CLI would; return the exit message or None."""
+    with mock.patch.object(sys, "argv", ["prog", *overrides]):
+        try:
+            main()
+        except SystemExit as exit_:
+            return str(exit_.code)
+    return None
+
+
+TWO_CLASSES = Palette("two", ("sky", "wall"), ((0, 0, 255), (255, 0, 0)))
+
+
+def paint(classes: Tensor, palette: Palette) -> Tensor:
+    """(N, H, W) class indices → (N, 3, H, W) images in [-1, 1] drawn in the palette."""
+    colors = torch.tensor(palette.colors, dtype=torch.float32)
+    return (colors[classes].permute(0, 3, 1, 2) / 127.5 - 1).contiguous()

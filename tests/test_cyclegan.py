@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from helpers import ONE_BATCH, TINY, cli, compose_run, read_metrics, run_tiny
+from helpers import ONE_BATCH, TINY, cli, compose_run, read_metrics, run_main, run_tiny
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import CycleGANObjective
 from pix2pix_lit.networks import PatchDiscriminator
@@ -225,3 +226,35 @@ def test_a_nonfinite_batch_is_skipped_and_leaves_finite_weights(tmp_path: Path) 
     metrics = run_tiny(tmp_path, *CYCLE, *injector, "+trainer.fast_dev_run=3", model=SMALL_NETS)
     assert metrics["train/skipped_steps"] >= 1
     assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("val/"))
+
+
+def test_evaluate_predict_export_take_an_unpaired_checkpoint(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pix2pix_lit import evaluate, export, predict
+
+    run_tiny(tmp_path, *CYCLE, *ONE_BATCH, "logger=none", model=SMALL_NETS)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    scores = {}
+    for direction in ("AtoB", "BtoA"):
+        out = tmp_path / f"eval_{direction}"
+        assert run_main(evaluate.main, f"ckpt_path={ckpt}", f"output_dir={out}", logs,
+                        f"direction={direction}") is None  # fmt: skip
+        report = json.loads((out / "metrics.json").read_text())
+        assert report["count"] > 0 and math.isfinite(report["metrics"]["L1"])
+        scores[direction] = report["metrics"]["L1"]
+    assert scores["AtoB"] != scores["BtoA"]  # G and F were evaluated, each on its own target
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    Image.new("RGB", (40, 28), (200, 30, 30)).save(inputs / "odd.png")
+    assert run_main(predict.main, f"ckpt_path={ckpt}", f"input_dir={inputs}",
+                    f"output_dir={tmp_path / 'pred'}", logs) is None  # fmt: skip
+    (written,) = (tmp_path / "pred").glob("odd*")
+    assert Image.open(written).size == (40, 28)
+    out = tmp_path / "exported.pt"
+    assert run_main(export.main, f"ckpt_path={ckpt}", "format=torchscript", f"output={out}",
+                    logs) is None  # fmt: skip
+    assert out.is_file()
+    message = run_main(export.main, f"ckpt_path={ckpt}", "direction=CtoD", logs)
+    assert message is not None and "task.direction='CtoD'" in message

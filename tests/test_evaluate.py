@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch import Tensor, nn
 
-from helpers import ONE_BATCH, cli, run_tiny
+from helpers import TWO_CLASSES, cli, paint, run_main, tiny_checkpoint
 from pix2pix_lit import evaluate as evaluate_cli
 from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.errors import DataError
@@ -30,28 +27,8 @@ from pix2pix_lit.evaluation import (
 from pix2pix_lit.metrics import PSNR_CAP_DB
 from pix2pix_lit.metrics.fid import torch_fidelity_available
 from pix2pix_lit.tasks.base import TranslationTask
-from test_metrics import TWO_CLASSES, paint
 
 # -- shared by the entry-point tests -----------------------------------------------------
-
-
-def tiny_checkpoint(factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint of the tiny model (64x64 synthetic data), trained once per session."""
-    root = factory.getbasetemp() / "tiny_checkpoint"
-    ckpt = root / "run" / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        run_tiny(root, *ONE_BATCH, "logger=none")
-    return ckpt
-
-
-def run_main(main: Callable[[], None], *overrides: str) -> str | None:
-    """Run a Hydra entry point in-process, as its CLI would; return the exit message or None."""
-    with mock.patch.object(sys, "argv", ["prog", *overrides]):
-        try:
-            main()
-        except SystemExit as exit_:
-            return str(exit_.code)
-    return None
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from helpers import TWO_CLASSES, paint
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.metrics import (
     PSNR_CAP_DB,
@@ -21,15 +22,6 @@ from pix2pix_lit.metrics import (
 )
 from pix2pix_lit.metrics import fid as fid_module
 from pix2pix_lit.metrics.image import MS_SSIM_MIN_SIZE
-
-TWO_CLASSES = Palette("two", ("sky", "wall"), ((0, 0, 255), (255, 0, 0)))
-
-
-def paint(classes: Tensor, palette: Palette) -> Tensor:
-    """(N, H, W) class indices → (N, 3, H, W) images in [-1, 1] drawn in the palette."""
-    colors = torch.tensor(palette.colors, dtype=torch.float32)
-    return (colors[classes].permute(0, 3, 1, 2) / 127.5 - 1).contiguous()
-
 
 # -- image metrics -----------------------------------------------------------------------
 

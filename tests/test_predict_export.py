@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import cli
+from helpers import cli, run_main, tiny_checkpoint
 from pix2pix_lit import export as export_cli
 from pix2pix_lit import predict as predict_cli
 from pix2pix_lit.checkpoints import load_task
@@ -31,7 +31,6 @@ from pix2pix_lit.prediction import (
     to_signed_tensor,
 )
 from pix2pix_lit.utils.images import to_uint8
-from test_evaluate import run_main, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -71,10 +71,14 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_task(ckpt_path: str | Path, device: str | torch.device = "cpu") -> TranslationTask:
+def load_task(
+    ckpt_path: str | Path, device: str | torch.device = "cpu", direction: str | None = None
+) -> TranslationTask:
     """The task of a training checkpoint, with its weights, in eval mode on ``device``.
 
     ``task.run_config`` holds the run's config (``data``, ``model``, ``task``, ...).
+    ``direction`` (``AtoB`` | ``BtoA``) picks the generator of a two-generator (unpaired)
+    task; None keeps the checkpoint's.
     """
     checkpoint = read_checkpoint(ckpt_path)
     config = checkpoint[CONFIG_KEY]
@@ -92,6 +96,13 @@ def load_task(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Tran
             f"({_first_line(err)})"
         ) from err
     task.run_config = config
+    if direction is not None:
+        if not hasattr(task, "direction"):
+            raise ConfigError(
+                f"direction={direction}: the {type(task).__name__} task of ckpt_path={ckpt_path} "
+                "has a single generator; leave direction unset (null)"
+            )
+        task.direction = direction
     return task.to(device).eval()
 
 

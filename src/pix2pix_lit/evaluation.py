@@ -142,6 +142,7 @@ def evaluate(
     confusion = torch.zeros(k, k, dtype=torch.long)
     with repeatable_noise(seed, task.device), tqdm(total=total, unit="img") as progress:
         for batch in batches:
+            batch = task.orient_batch(batch)
             inputs, targets = batch["A"].to(task.device), batch["B"].to(task.device)
             outputs = task.generate(inputs).float()
             scores = image_scores(outputs, targets)
@@ -323,7 +324,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
             "ckpt_path=logs/pix2pix/runs/<time>/checkpoints/last.ckpt"
         )
     output_dir = prepare_output_dir(cfg.output_dir, cfg.overwrite)
-    task = load_task(cfg.ckpt_path, resolve_device(cfg.device))
+    task = load_task(cfg.ckpt_path, resolve_device(cfg.device), cfg.get("direction"))
     if cfg.get("inference") is not None:
         task.inference = check_inference_mode(cfg.inference)
     stored_data = (task.run_config or {}).get("data", {})

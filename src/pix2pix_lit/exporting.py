@@ -168,7 +168,7 @@ def run_export(cfg: DictConfig, default_dir: str | Path) -> Path:
     # The ONNX toolchain logs each optimisation pass at INFO; keep the command's output short.
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    task = load_task(cfg.ckpt_path)
+    task = load_task(cfg.ckpt_path, direction=cfg.get("direction"))
     data = (task.run_config or {}).get("data", {})
     model = (task.run_config or {}).get("model", {})
     size = cfg.size or data.get("crop_size")

@@ -257,7 +257,7 @@ def run_prediction(cfg: DictConfig) -> PredictionSummary:
                 f"{key} is not set; usage: python -m pix2pix_lit.predict "
                 "ckpt_path=<file.ckpt> input_dir=<folder> [output_dir=<folder>]"
             )
-    task = load_task(cfg.ckpt_path, resolve_device(cfg.device))
+    task = load_task(cfg.ckpt_path, resolve_device(cfg.device), cfg.get("direction"))
     if cfg.get("inference") is not None:
         task.inference = check_inference_mode(cfg.inference)
     resize_to = None

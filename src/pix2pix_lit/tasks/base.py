@@ -173,7 +173,13 @@ class TranslationTask(L.LightningModule):
         """Named image columns of the sample grid for a batch of fixed validation images."""
         return {"input": batch["A"], "output": self.generate(batch["A"]), "target": batch["B"]}
 
+    def orient_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with ``A`` the input and ``B`` the target of :meth:`translate` (a task
+        that can translate either way swaps them for ``BtoA``)."""
+        return batch
+
     def _evaluate(self, batch: dict[str, Any], prefix: str) -> None:
+        batch = self.orient_batch(batch)
         fake = self.generate(batch["A"]).float()
         real = batch["B"].float()
         n = real.shape[0]

@@ -181,17 +181,10 @@ class CycleGAN(TranslationTask):
         return logs
 
     # -- validation, test and grids ----------------------------------------------------
-    def _oriented(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The batch with A and B swapped when :meth:`translate` maps B to A."""
+    def orient_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         if self.direction == "AtoB":
             return batch
         return {**batch, "A": batch["B"], "B": batch["A"]}
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        super().validation_step(self._oriented(batch), batch_idx)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        super().test_step(self._oriented(batch), batch_idx)
 
     def grid_columns(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         with ExitStack() as stack:

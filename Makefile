@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -n 2
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-debug test test-fast lint format clean
+.PHONY: help install train train-debug test test-fast bench lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -44,6 +44,9 @@ test: $(STAMP) ## run the whole test suite (slow tests included)
 
 test-fast: $(STAMP) ## run the tests not marked slow
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
+
+bench: $(STAMP) ## throughput table (Lightning vs a plain loop, each speed switch) to experiments/throughput/
+	$(BIN)/python -m pix2pix_lit.bench --data-root $(DATA_DIR)/facades $(ARGS)
 
 lint: $(STAMP) ## ruff: lint and check formatting
 	$(BIN)/ruff check src tests

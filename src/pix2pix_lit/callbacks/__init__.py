@@ -2,5 +2,6 @@
 
 from pix2pix_lit.callbacks.emergency import EmergencyCheckpoint
 from pix2pix_lit.callbacks.image_grid import ImageGridCallback
+from pix2pix_lit.callbacks.performance import PerformanceCallback
 
-__all__ = ["EmergencyCheckpoint", "ImageGridCallback"]
+__all__ = ["EmergencyCheckpoint", "ImageGridCallback", "PerformanceCallback"]

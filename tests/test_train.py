@@ -246,3 +246,13 @@ def test_cli_missing_data_root_names_the_key(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "data.root" in out.stderr and str(tmp_path / "nope") in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
+    # monitor the learning rate, which only falls: the best checkpoint stays at epoch 0
+    run_tiny(tmp_path, "scheduler.n_epochs=0", "scheduler.n_epochs_decay=3",
+             "callbacks.model_checkpoint.monitor=train/lr_G", "callbacks.model_checkpoint.mode=max")  # fmt: skip
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in checkpoints.glob("best_*")] == ["best_epoch000.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best_epoch000.ckpt", "last.ckpt"]

@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -n 2
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-debug test test-fast bench lint format clean
+.PHONY: help install train train-debug test test-fast bench report lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -47,6 +47,9 @@ test-fast: $(STAMP) ## run the tests not marked slow
 
 bench: $(STAMP) ## throughput table (Lightning vs a plain loop, each speed switch) to experiments/throughput/
 	$(BIN)/python -m pix2pix_lit.bench --data-root $(DATA_DIR)/facades $(ARGS)
+
+report: $(STAMP) ## a sweep's runs as a table + figure (DIR=<multirun folder>, README=<study README> to update)
+	$(BIN)/python -m pix2pix_lit.report $(DIR) $(if $(README),--readme $(README))
 
 lint: $(STAMP) ## ruff: lint and check formatting
 	$(BIN)/ruff check src tests

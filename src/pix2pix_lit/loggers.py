@@ -1,14 +1,23 @@
-"""Logger construction that never blocks an unattended run."""
+"""Logger construction that never blocks an unattended run, and groups sweeps in W&B."""
 
 from __future__ import annotations
 
 import netrc
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
+
+# W&B rejects longer tags.
+MAX_TAG_LENGTH = 64
+# Overrides not made tags: where files live (paths.*), which is not what was trained, and
+# the tags themselves.
+UNTAGGED_KEYS = ("paths.", "tags=")
 
 
 def wandb_credentials_available() -> bool:
@@ -22,13 +31,61 @@ def wandb_credentials_available() -> bool:
         return False
 
 
-def wandb_logger(save_dir: str | Path, offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+@dataclass(frozen=True)
+class SweepJob:
+    """Where a job of a Hydra multirun stands: its sweep folder, number and overrides."""
+
+    sweep_dir: Path
+    num: int
+    overrides: tuple[str, ...]
+
+    def group(self, prefix: str) -> str:
+        """One name for every job of the sweep: ``<prefix>_<sweep folder name>``."""
+        return f"{prefix}_{self.sweep_dir.name}"
+
+    def tags(self) -> list[str]:
+        """The job's overrides as W&B tags (``loss.lambda_l1=10``), those W&B accepts."""
+        return [
+            o
+            for o in self.overrides
+            if len(o) <= MAX_TAG_LENGTH and not o.lstrip("+~").startswith(UNTAGGED_KEYS)
+        ]
+
+
+def current_sweep_job() -> SweepJob | None:
+    """The running job's place in its multirun; None outside a multirun (or of Hydra)."""
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return None
+    return SweepJob(Path(hydra.sweep.dir), int(hydra.job.num), tuple(hydra.overrides.task))
+
+
+def wandb_logger(
+    save_dir: str | Path,
+    offline: bool | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    **kwargs: Any,
+) -> WandbLogger:
     """A :class:`WandbLogger` that runs offline unless W&B credentials are configured.
 
     ``offline=None`` decides from the environment: ``WANDB_MODE=offline|disabled`` or no
     API key → offline (the run is written under ``save_dir/wandb``; upload it later with
     ``wandb sync``). W&B is told never to prompt for a login.
+
+    In a multirun every job's run joins one group, ``group`` or else ``<name>_<sweep folder>``
+    (the folder is the sweep's timestamp), is named ``<name>-<job number>`` and is tagged
+    with the job's overrides besides ``tags``, so W&B lines up the runs of a sweep.
     """
+    sweep = current_sweep_job()
+    if sweep is not None:
+        prefix = name or "sweep"
+        group = group or sweep.group(prefix)
+        name = f"{prefix}-{sweep.num}"
+        tags = [*tags, *(t for t in sweep.tags() if t not in tags)]
     os.environ.setdefault("WANDB_SILENT", "true")
     mode = os.environ.get("WANDB_MODE", "")
     if offline is None:
@@ -38,4 +95,11 @@ def wandb_logger(save_dir: str | Path, offline: bool | None = None, **kwargs: An
     if offline and mode != "disabled":
         os.environ["WANDB_MODE"] = "offline"
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(save_dir=str(save_dir), offline=offline, **kwargs)
+    return WandbLogger(
+        save_dir=str(save_dir),
+        offline=offline,
+        name=name,
+        group=group or None,
+        tags=list(tags),
+        **kwargs,
+    )

@@ -317,7 +317,15 @@ class PairedImageDataModule(LightningDataModule):
         """Shuffled, augmented training batches (order and crops resumable mid-epoch)."""
         if self.train_set is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders")
-        self._sampler = ResumableRandomSampler(len(self.train_set), self.shuffle_seed)
+        # Under data parallelism each process draws its own share of the epoch's order (the
+        # ddp trainer configs set use_distributed_sampler=false, so Lightning leaves it alone).
+        trainer = self.trainer
+        self._sampler = ResumableRandomSampler(
+            len(self.train_set),
+            self.shuffle_seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
         if self._sampler_state is not None:
             self._sampler.load_state_dict(self._sampler_state)
         return self._loader(self.train_set, self.batch_size, self._sampler)

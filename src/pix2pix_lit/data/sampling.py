@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +20,27 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
     state — prefetching, worker counts and restarts cannot shift it — and a run stopped after
     ``consumed`` samples of an epoch continues with exactly the samples and crops it would
     have drawn (:meth:`state_dict` / :meth:`load_state_dict`).
+
+    Under data parallelism each of the ``num_replicas`` processes builds the same epoch order
+    and takes every ``num_replicas``-th entry from position ``rank``. The order is padded by
+    repeating its first entries to a multiple of ``num_replicas``, so every process runs the
+    same number of batches (DDP needs it; a process with one batch more would wait forever).
+    With one replica the order is the permutation itself.
     """
 
-    def __init__(self, num_samples: int, seed: int) -> None:
+    def __init__(self, num_samples: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"sampler rank={rank} of num_replicas={num_replicas} is not valid; "
+                "num_replicas must be >= 1 and rank in [0, num_replicas)"
+            )
         self.num_samples = num_samples
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
         self._resume_epoch: int | None = None
+        # entries of the epoch's order consumed by all replicas together
         self._resume_consumed = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -37,20 +52,33 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
             self._resume_epoch = None
 
     def __len__(self) -> int:
-        return self.num_samples
+        # The whole epoch's share, also when resuming: Lightning counts the epoch's batches
+        # from this and the resumed loop continues its count where it stopped.
+        return math.ceil(self.num_samples / self.num_replicas)
+
+    def _padded_length(self) -> int:
+        return math.ceil(self.num_samples / self.num_replicas) * self.num_replicas
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.num_samples, generator=generator).tolist()
         seeds = torch.randint(0, 2**62, (self.num_samples,), generator=generator).tolist()
+        pairs = list(zip(order, seeds, strict=True))
+        pairs = (pairs * self.num_replicas)[: self._padded_length()]
         start = 0
         if self._resume_epoch == self.epoch:
-            start = min(self._resume_consumed, self.num_samples)
-        yield from zip(order[start:], seeds[start:], strict=True)
+            start = min(self._resume_consumed, len(pairs))
+        yield from pairs[start + self.rank :: self.num_replicas]
 
     def state_dict(self, consumed: int) -> dict[str, Any]:
-        """The state after ``consumed`` samples of the current epoch were trained on."""
-        return {"seed": self.seed, "epoch": self.epoch, "consumed": consumed}
+        """The state after this process trained on ``consumed`` samples of the current epoch.
+
+        The replicas step in lockstep, so together they consumed the (padded) epoch order
+        ``consumed * num_replicas`` entries deep; the state is the same on every rank.
+        Resume with the number of processes that saved it.
+        """
+        consumed_all = min(consumed * self.num_replicas, self._padded_length())
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": consumed_all}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the saved epoch where it stopped, the next time it is iterated."""

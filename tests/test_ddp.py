@@ -1,0 +1,208 @@
+"""Data-parallel training: trainer=ddp_sim (2 CPU processes, gloo) end to end, and the
+sampler's split of each epoch between processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+import torch.distributed as dist
+from lightning.fabric.plugins.environments.lightning import find_free_network_port
+from torch import nn
+
+from helpers import TINY_UNET, cli, compose_run, read_metrics
+from pix2pix_lit.data.sampling import ResumableRandomSampler
+from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.strategies import NetworkDDP, NetworkDDPStrategy, TrainingSyncBatchNorm
+
+TESTS = Path(__file__).resolve().parent
+
+
+class SaveRankState(L.Callback):
+    """Writes ``<dirpath>/rank<r>.pt``: the rank's final weights and the images it trained on."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.paths: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.paths += batch["A_path"]
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(
+            {"state_dict": state, "paths": self.paths},
+            self.dirpath / f"rank{trainer.global_rank}.pt",
+        )
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, dict[str, Any]]]:
+    """One epoch of the tiny task on 2 CPU processes, through the command line."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    # the second process imports SaveRankState from this file
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+        out = _train_on_two_processes(tmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = list((tmp / "logs" / "pix2pix" / "runs").iterdir())
+    assert len(runs) == 1, f"one run folder for both processes, found {runs}"
+    ranks = {r: torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in (0, 1)}
+    return runs[0], ranks
+
+
+def _train_on_two_processes(tmp: Path) -> subprocess.CompletedProcess:
+    return cli(
+        "data=synthetic",
+        "discriminator.ndf=8",
+        *TINY_UNET,
+        "trainer=ddp_sim",
+        "trainer.max_epochs=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={tmp / 'data'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        f"+callbacks.rank_state._target_={__name__}.SaveRankState",
+        f"+callbacks.rank_state.dirpath={tmp}",
+        cwd=tmp,
+    )
+
+
+def test_ddp_sim_logs_checkpoints_and_draws_once(ddp_run) -> None:
+    run, _ = ddp_run
+    rows = read_metrics(run)
+    # 8 training pairs, batch 2, 2 processes: 2 steps per process, logged by rank 0 only
+    assert len([r for r in rows if r.get("train/G_L1_step")]) == 2
+    assert len([r for r in rows if r.get("train/G_L1_epoch")]) == 1
+    assert len([r for r in rows if r.get("val/L1")]) == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best_epoch000.ckpt",
+        "last.ckpt",
+    ]
+    assert [p.name for p in (run / "images").iterdir()] == ["epoch_000.png"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    # checkpoints keep the keys of a single-device run
+    assert not [k for k in ckpt["state_dict"] if ".module." in k]
+    assert ckpt["global_step"] == 4  # 2 batches x (one D step + one G step)
+
+
+def test_ddp_sim_ranks_end_with_identical_weights(ddp_run) -> None:
+    _, ranks = ddp_run
+    weights = [ranks[r]["state_dict"] for r in (0, 1)]
+    assert weights[0].keys() == weights[1].keys()
+    # BatchNorm running statistics are local to each process (DDP broadcasts rank 0's at
+    # the start of every forward pass); every parameter must match exactly.
+    params = [k for k in weights[0] if not k.endswith(("running_mean", "running_var", "tracked"))]
+    assert len(params) > 20
+    for key in params:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_ddp_sim_ranks_split_the_epoch(ddp_run) -> None:
+    _, ranks = ddp_run
+    seen = [ranks[r]["paths"] for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 4
+    assert not set(seen[0]) & set(seen[1])
+    assert len(set(seen[0]) | set(seen[1])) == 8
+
+
+@pytest.mark.parametrize("num_samples", [7, 8])
+def test_sampler_shares_are_equal_cover_the_epoch_and_resume(num_samples: int) -> None:
+    replicas = 3
+    shares = [list(ResumableRandomSampler(num_samples, 5, replicas, r)) for r in range(replicas)]
+    assert len({len(s) for s in shares}) == 1
+    assert {i for s in shares for i, _ in s} == set(range(num_samples))
+    # one replica is the plain shuffled order, as before
+    single = list(ResumableRandomSampler(num_samples, 5))
+    assert set(single) == {p for share in shares for p in share}
+    # a state saved after k samples per process continues every share where it stopped
+    for k in range(len(shares[0]) + 1):
+        state = ResumableRandomSampler(num_samples, 5, replicas, 0).state_dict(consumed=k)
+        for rank in range(replicas):
+            resumed = ResumableRandomSampler(num_samples, 5, replicas, rank)
+            resumed.load_state_dict(state)
+            assert list(resumed) == shares[rank][k:]
+
+
+def test_sync_batchnorm_on_cpu_names_the_key(tmp_path: Path) -> None:
+    cfg = compose_run(["trainer=ddp_sim", "trainer.sync_batchnorm=true"], tmp_path)
+    assert cfg.trainer.strategy._target_.endswith("NetworkDDPStrategy")
+    assert cfg.trainer.use_distributed_sampler is False
+    strategy = NetworkDDPStrategy(parallel_devices=[torch.device("cpu")] * 2)
+    strategy._layer_sync = L.pytorch.plugins.TorchSyncBatchNorm()
+    with pytest.raises(ConfigError, match=r"trainer\.sync_batchnorm=true needs CUDA"):
+        strategy.setup(L.Trainer(accelerator="cpu", logger=False))
+
+
+# -- the wrappers, in a one-process group ----------------------------------------------------
+
+
+@pytest.fixture
+def process_group():
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{find_free_network_port()}", rank=0, world_size=1
+    )
+    yield
+    dist.destroy_process_group()
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.BatchNorm2d(4)
+        self.scale = 2.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+    def other_pass(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_network_ddp_syncs_only_passes_that_train_it(process_group, monkeypatch) -> None:
+    calls = []
+    forward = torch.nn.parallel.DistributedDataParallel.forward
+    monkeypatch.setattr(
+        torch.nn.parallel.DistributedDataParallel,
+        "forward",
+        lambda self, *a: calls.append(1) or forward(self, *a),
+    )
+    net = NetworkDDP(Net())
+    x = torch.randn(2, 3, 8, 8)
+    net(x).sum().backward()
+    assert len(calls) == 1
+    with torch.no_grad():
+        net(x)  # validation, grids
+    for p in net.parameters():  # what toggle_optimizer does in the other network's step
+        p.requires_grad_(False)
+    net(x.requires_grad_())
+    assert len(calls) == 1
+    # checkpoints keep the unwrapped keys; plain attributes pass through, other methods
+    # (forward passes DDP would not see) are refused
+    assert sorted(net.state_dict()) == sorted(Net().state_dict())
+    assert net.scale == 2.0
+    with pytest.raises(ConfigError, match=r"Net\.other_pass\(\), which trainer=ddp"):
+        net.other_pass(x)
+    with pytest.raises(AttributeError):
+        _ = net.missing
+
+
+def test_sync_batchnorm_pools_only_training_passes(process_group) -> None:
+    net = TrainingSyncBatchNorm().apply(Net())
+    assert isinstance(net.norm, nn.SyncBatchNorm)
+    x = torch.randn(2, 3, 8, 8)
+    # torch's SyncBatchNorm would start a collective here (and refuse a CPU tensor); under
+    # no_grad in training mode the layer normalises with the batch's own statistics
+    with torch.no_grad():
+        out = net(x)
+    expected = nn.functional.batch_norm(net.conv(x), None, None, training=True)
+    assert torch.allclose(out, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="SyncBatchNorm expected input tensor to be on GPU"):
+        net(x)  # a training pass synchronises (on GPUs only)

@@ -1,0 +1,127 @@
+"""The sweep report: run folders → markdown table, figure and a study README's results block."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("matplotlib")  # the report's figure (pip install 'pix2pix-lit[report]')
+
+from pix2pix_lit.report import BEGIN_MARKER, END_MARKER, FIGURE_FILE, load_job, main
+
+HEADER = "epoch,step,train/G_L1_step,train/G_GAN_step,train/D_real_step,train/D_fake_step,"
+HEADER += "train/G_L1_epoch,train/G_GAN_epoch,train/D_real_epoch,train/D_fake_epoch,"
+HEADER += "val/L1,val/PSNR,val/SSIM"
+
+
+def make_job(
+    sweep: Path, num: int, overrides: list[str], val_l1: list[float], seconds: float = 75.0
+) -> Path:
+    """A finished job's folder as the training entry point leaves it."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job / ".hydra" / "config.yaml").write_text("seed: 42\n")
+    rows = [HEADER]
+    for epoch, l1 in enumerate(val_l1):
+        step = 10 * epoch + 9
+        rows.append(f"{epoch},{step - 5},0.5,0.9,0.6,0.7,,,,,,,")
+        rows.append(f"{epoch},{step},,,,,,,,,{l1},{20 + epoch},0.{5 + epoch}")
+        rows.append(f"{epoch},{step},,,,,0.4{epoch},0.8,0.6,0.7,,,")
+    (job / "csv").mkdir()
+    (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    start = (job / ".hydra" / "config.yaml").stat().st_mtime
+    os.utime(job / "csv" / "metrics.csv", (start + seconds, start + seconds))
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"")
+    best = int(np.argmin(val_l1))
+    (job / "checkpoints" / f"best_epoch{best:03d}.ckpt").write_bytes(b"")
+    (job / "images").mkdir()
+    for epoch in range(len(val_l1)):
+        pixels = np.full((36, 54, 3), 40 * epoch, dtype=np.uint8)
+        Image.fromarray(pixels).save(job / "images" / f"epoch_{epoch:03d}.png")
+    return job
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "multiruns" / "2026-01-01_00-00-00_000000"
+    shared = ["data=facades", "trainer.max_epochs=2"]
+    make_job(sweep, 0, [*shared, "loss.lambda_l1=0"], [0.5, 0.45])
+    job = make_job(sweep, 1, [*shared, "loss.lambda_l1=100"], [0.3, 0.35], seconds=125)
+    (job / "eval").mkdir()
+    scores = {
+        "metrics": {"L1": 0.3, "pixel_accuracy": 0.61, "class_accuracy": 0.25, "mean_IoU": 0.18}
+    }
+    (job / "eval" / "metrics.json").write_text(json.dumps(scores))
+    # a job that died before logging anything
+    (sweep / "2" / ".hydra").mkdir(parents=True)
+    overrides = "".join(f"- {o}\n" for o in [*shared, "loss.lambda_l1=10"])
+    (sweep / "2" / ".hydra" / "overrides.yaml").write_text(overrides)
+    (sweep / "multirun.yaml").write_text("{}\n")
+    return sweep
+
+
+def test_report_table_has_one_row_per_job(sweep: Path, capsys: pytest.CaptureFixture) -> None:
+    main([str(sweep)])
+    table = (sweep / "report.md").read_text()
+    assert table == capsys.readouterr().out.split("\nwrote ")[0]
+    lines = table.splitlines()
+    assert lines[0] == "Shared overrides: `data=facades trainer.max_epochs=2`"
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header[:3] == ["job", "overrides", "epochs"]
+    for column in ("G_L1", "D_fake", "val/L1", "val/PSNR", "val/SSIM", "wall time"):
+        assert column in header
+    assert "pixel_accuracy (eval)" in header and "mean_IoU (eval)" in header
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in lines[4:]
+    }
+    assert list(rows) == ["0", "1", "2"]
+    cell = dict(zip(header, rows["1"], strict=True))
+    assert cell["overrides"] == "`loss.lambda_l1=100`"
+    assert (cell["epochs"], cell["val/L1"], cell["best val/L1"]) == ("2", "0.35", "0.3")
+    assert (cell["G_L1"], cell["pixel_accuracy (eval)"], cell["wall time"]) == (
+        "0.41",
+        "0.61",
+        "2:05",
+    )
+    assert cell["best checkpoint"] == "`best_epoch000.ckpt`"
+    failed = dict(zip(header, rows["2"], strict=True))
+    assert failed["epochs"] == "no metrics" and failed["val/L1"] == "–"
+
+
+def test_report_figure_shows_each_jobs_last_samples_and_curves(sweep: Path) -> None:
+    assert load_job(sweep / "0").sample.name == "epoch_001.png"
+    main([str(sweep), "--out", str(sweep / "out")])
+    figure = Image.open(sweep / "out" / FIGURE_FILE)
+    # the samples' row is as high as the images at their width, above the curves
+    assert figure.width == 1600 and 400 < figure.height < 1000
+    assert (sweep / "out" / FIGURE_FILE).stat().st_size < 500_000
+
+
+def test_report_rewrites_a_readmes_results_block(sweep: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "study" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(f"# Study\n\nintro\n\n{BEGIN_MARKER}\nold\n{END_MARKER}\n\nnotes\n")
+    for _ in range(2):  # regenerating replaces the block again
+        main([str(sweep), "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("# Study\n\nintro\n\n") and text.endswith("\n\nnotes\n")
+    assert "old" not in text and text.count(BEGIN_MARKER) == 1
+    assert "`loss.lambda_l1=100`" in text and f"![samples and curves]({FIGURE_FILE})" in text
+    assert (readme.parent / FIGURE_FILE).is_file()
+
+
+def test_report_errors_name_the_folder_or_the_markers(tmp_path: Path, sweep: Path) -> None:
+    with pytest.raises(SystemExit, match=f"{tmp_path} holds no run folders"):
+        main([str(tmp_path)])
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match=r"needs exactly one <!-- report:begin -->"):
+        main([str(sweep), "--readme", str(readme)])

@@ -1,0 +1,248 @@
+"""Sweeps on real launchers: local parallel jobs, SLURM submission, Optuna search, W&B groups."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import open_dict, read_write
+
+from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run
+from pix2pix_lit.data import make_synthetic_paired_dataset
+from pix2pix_lit.parallel import CPU_SLOT, device_slots
+
+# -- local parallel launcher ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parallel_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two jobs of the tiny task at once with hydra/launcher=local_parallel, logged to W&B."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    pytest.importorskip("matplotlib")  # the report's figure
+    tmp = tmp_path_factory.mktemp("sweep")
+    # made before the jobs start: two jobs would both try to generate it
+    make_synthetic_paired_dataset(tmp / "data" / "synthetic")
+    out = cli(
+        "-m",
+        "hydra/launcher=local_parallel",
+        "loss.lambda_l1=0,100",
+        *TINY,
+        *TINY_UNET,
+        *ONE_BATCH,
+        "logger=[csv,wandb]",
+        "data.num_workers=1",
+        f"paths.data_dir={tmp / 'data'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        cwd=tmp,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = (tmp / "logs" / "pix2pix" / "multiruns").iterdir()
+    return sweep
+
+
+def test_parallel_jobs_run_side_by_side_in_their_own_dirs(parallel_sweep: Path) -> None:
+    jobs = sorted(p for p in parallel_sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1"]
+    slots, seeds = set(), []
+    for job, value in zip(jobs, ("0", "100"), strict=True):
+        assert f"loss.lambda_l1={value}" in (job / ".hydra" / "overrides.yaml").read_text()
+        ckpt = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        seeds.append(ckpt["pix2pix_lit_config"]["seed"])
+        # each worker process took its own device slot (2 CPU slots: 2 jobs at once)
+        log = (job / "train.log").read_text()
+        slots |= {line.split("slot ")[1][:1] for line in log.splitlines() if "slot " in line}
+    assert slots == {"0", "1"}
+    assert seeds == [42, 43], "seed = base seed + job number"
+
+
+def test_parallel_jobs_share_one_wandb_group_tagged_with_their_overrides(
+    parallel_sweep: Path,
+) -> None:
+    group = f"pix2pix_{parallel_sweep.name}".encode()
+    for job, value in (("0", "0"), ("1", "100")):
+        (record,) = (parallel_sweep / job / "wandb").glob("offline-run-*/run-*.wandb")
+        # the offline run's record file holds the run's group, name and tags
+        data = record.read_bytes()
+        assert group in data
+        assert f"pix2pix-{job}".encode() in data
+        assert f"loss.lambda_l1={value}".encode() in data
+
+
+def test_report_turns_the_sweep_into_a_table_and_a_figure(parallel_sweep: Path) -> None:
+    out = cli(str(parallel_sweep), module="pix2pix_lit.report", cwd=parallel_sweep)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = (parallel_sweep / "report.md").read_text()
+    rows = [
+        line for line in table.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")
+    ]
+    assert len(rows) == 2
+    assert "`loss.lambda_l1=0`" in rows[0] and "`loss.lambda_l1=100`" in rows[1]
+    assert "val/PSNR" in table and "G_L1" in table
+    assert (parallel_sweep / "report.png").stat().st_size > 10_000
+
+
+def test_device_slots_follow_the_gpus() -> None:
+    assert device_slots(["0", "1"], jobs_per_gpu=2, cpu_jobs=3) == ["0", "0", "1", "1"]
+    assert device_slots([], jobs_per_gpu=2, cpu_jobs=3) == [CPU_SLOT] * 3
+
+
+def test_each_process_holds_its_own_slot(tmp_path: Path) -> None:
+    claim = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from pix2pix_lit.parallel import _claim_slot
+        slots = Path({str(tmp_path)!r})
+        print(_claim_slot(slots, 2), _claim_slot(slots, 2), flush=True)
+        time.sleep(5)
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", claim], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = sorted(p.stdout.readline().split() for p in procs)
+    for p in procs:
+        p.kill()
+    # a process keeps its slot for all its jobs; two live processes never share one
+    assert outputs == [["0", "0"], ["1", "1"]]
+
+
+# -- SLURM ------------------------------------------------------------------------------------
+
+
+def job_function(cfg) -> None:
+    """Stands in for the training entry point in submitted jobs (never runs here)."""
+
+
+def test_slurm_launcher_submits_an_array_with_our_sbatch_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitit = pytest.importorskip("submitit")
+    # stand-ins for SLURM's commands: sbatch accepts the job (the generated script stays in
+    # the sweep folder), srun only has to exist
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for command, output in (("sbatch", "Submitted batch job 4242"), ("srun", "")):
+        path = bin_dir / command
+        path.write_text(f"#!/bin/sh\necho {output}\n")
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(submitit.SlurmJob, "results", lambda self: ["done"])
+
+    sweep_dir = tmp_path / "sweep"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={sweep_dir}"],
+            return_hydra_config=True,
+        )
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=job_function, config=cfg)
+    assert type(launcher).__name__ == "SlurmLauncher"
+
+    results = launcher.launch([["loss.lambda_l1=0"], ["loss.lambda_l1=100"]], initial_job_idx=0)
+    assert results == ["done", "done"]
+    (script,) = (sweep_dir / ".submitit").glob(".submission_file_*.sh")
+    flags = {line for line in script.read_text().splitlines() if line.startswith("#SBATCH")}
+    for flag in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--ntasks-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=32GB",
+        "--time=1440",
+        "--array=0-1%2",
+        "--signal=USR2@120",
+        "--requeue",
+    ):
+        assert f"#SBATCH {flag}" in flags, flag
+    # each job may be resubmitted after 3 time-outs (preemptions do not count)
+    pickles = list((sweep_dir / ".submitit").glob("*/*_submitted.pkl"))
+    pickles += list((sweep_dir / ".submitit").glob("*.pkl"))
+    submissions = [submitit.helpers.DelayedSubmission.load(p) for p in pickles]
+    assert submissions and all(s._timeout_countdown == 3 for s in submissions)
+
+
+# -- Optuna -----------------------------------------------------------------------------------
+
+
+def test_optuna_search_tunes_l1_weight_lr_and_beta1_against_val_l1(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from optuna.distributions import LogUniformDistribution, UniformDistribution
+
+    cfg = compose_run(["hparams_search=optuna"], tmp_path)
+    assert cfg.optimized_metric == "val/L1"
+    sweeper_cfg = HydraConfig.get().sweeper
+    sweeper = instantiate(sweeper_cfg)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+    assert sweeper_cfg.direction == "minimize"
+    assert sweeper_cfg.sampler._target_ == "optuna.samplers.TPESampler"
+    space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper_cfg.params.items()])
+    assert not fixed
+    assert space["loss.lambda_l1"] == LogUniformDistribution(1.0, 300.0)
+    assert space["optim.lr"] == LogUniformDistribution(1e-5, 1e-3)
+    assert space["optim.beta1"] == UniformDistribution(0.0, 0.9)
+
+
+@pytest.mark.slow
+def test_optuna_sweep_runs_trials_and_records_the_best(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    make_synthetic_paired_dataset(tmp_path / "data" / "synthetic")
+    out = cli(
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        *TINY,
+        *TINY_UNET,
+        "+trainer.fast_dev_run=true",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "pix2pix" / "multiruns").iterdir()
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "optim.lr" in best and "loss.lambda_l1" in best
+    assert math.isfinite(float(best.split("best_value:")[1].split()[0]))
+
+
+# -- W&B --------------------------------------------------------------------------------------
+
+
+def test_wandb_run_of_a_sweep_job_joins_the_sweep_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = ["logger=wandb", "loss.lambda_l1=10", f"paths.data_dir={tmp_path}", "tags=[paper]"]
+    # paths.* (where files live) and tags=... (already tags) are not tagged
+    cfg = compose_run(overrides, tmp_path)
+    hydra_cfg = HydraConfig.instance().cfg
+    with read_write(hydra_cfg.hydra), open_dict(hydra_cfg.hydra):
+        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+        hydra_cfg.hydra.job.num = 3
+        hydra_cfg.hydra.sweep.dir = str(tmp_path / "multiruns" / "2026-01-02_03-04-05_000006")
+    logger = instantiate(cfg.logger.wandb)
+    init = logger._wandb_init
+    assert init["group"] == "pix2pix_2026-01-02_03-04-05_000006"
+    assert init["name"] == "pix2pix-3"
+    assert init["tags"] == ["paper", "logger=wandb", "loss.lambda_l1=10"]
+
+
+def test_wandb_single_run_has_no_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_run(["logger=wandb"], tmp_path)
+    init = instantiate(cfg.logger.wandb)._wandb_init
+    assert init["group"] is None and init["name"] == "pix2pix" and init["tags"] == []

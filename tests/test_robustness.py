@@ -57,6 +57,16 @@ def test_signal_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(
     assert_same_weights(weights(uninterrupted), weights(tmp_path / "run"))
 
 
+def test_ckpt_path_auto_starts_fresh_then_resumes(tmp_path: Path) -> None:
+    from pix2pix_lit.run import resolve_ckpt_path
+
+    assert resolve_ckpt_path("auto", tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert resolve_ckpt_path("auto", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+
+
 def test_seeded_runs_are_identical_and_seeds_matter(uninterrupted: Path, tmp_path: Path) -> None:
     run_tiny(tmp_path, *THREE_EPOCHS, out="again")
     assert_same_weights(weights(uninterrupted), weights(tmp_path / "again"))
@@ -68,7 +78,7 @@ def test_seeded_runs_are_identical_and_seeds_matter(uninterrupted: Path, tmp_pat
 def test_ckpt_path_last_without_a_checkpoint_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no checkpoint at .*hydra.run.dir"):
         run_tiny(tmp_path, "ckpt_path=last")
-    with pytest.raises(ConfigError, match="ckpt_path=/nope.ckpt does not exist"):
+    with pytest.raises(ConfigError, match="ckpt_path=/nope.ckpt does not exist.*'auto'"):
         run_tiny(tmp_path, "ckpt_path=/nope.ckpt")
 
 

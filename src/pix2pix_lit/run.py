@@ -42,11 +42,15 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``last`` → the run dir's ``checkpoints/last.ckpt``; a path must exist."""
+    """``last`` → the run dir's ``checkpoints/last.ckpt`` (which must exist); ``auto`` → the
+    same when it exists, else a fresh start (for requeued jobs: the first attempt starts,
+    the next ones resume); a path must exist."""
     if ckpt_path is None:
         return None
-    if ckpt_path == "last":
+    if ckpt_path in ("last", "auto"):
         path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        if ckpt_path == "auto":
+            return str(path) if path.is_file() else None
         if not path.is_file():
             raise ConfigError(
                 f"ckpt_path=last: no checkpoint at {path}; resume a run in place with "
@@ -54,7 +58,9 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
             )
         return str(path)
     if not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path} does not exist; give a .ckpt file or 'last'")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} does not exist; give a .ckpt file, 'last' or 'auto'"
+        )
     return ckpt_path
 
 

@@ -80,7 +80,6 @@ class Pix2Pix(TranslationTask):
             if self.loss_is_finite(loss_d, "D"):
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(loss_d)
-                self._clip(opt_d)
                 opt_d.step()
             else:
                 skipped = True
@@ -97,7 +96,6 @@ class Pix2Pix(TranslationTask):
         if self.loss_is_finite(loss_g, "G"):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
-            self._clip(opt_g)
             opt_g.step()
             if hasattr(self.generator, "clip_rho"):
                 self.generator.clip_rho()  # U-GAT-IT keeps AdaLIN/LIN's rho in [0, 1]
@@ -110,15 +108,10 @@ class Pix2Pix(TranslationTask):
         logs.update(g_logs)
         self.log_losses(logs, batch_size=real_a.shape[0])
 
-    def _clip(self, optimizer: Any) -> None:
-        if self.clip_grad_norm <= 0:
-            return
-        # Under 16-mixed the gradients are still multiplied by the loss scale here; unscale
-        # first so the threshold means the same in every precision (Lightning #18089). The
-        # scaler remembers it and does not unscale again in step().
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        if scaler is not None:
-            scaler.unscale_(optimizer.optimizer)
-        self.clip_gradients(
-            optimizer, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm"
-        )
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        # Called inside opt.step(), after a 16-mixed GradScaler has unscaled the gradients,
+        # so the threshold means the same in every precision (cf. Lightning #18089).
+        if self.clip_grad_norm > 0:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm"
+            )

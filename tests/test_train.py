@@ -147,6 +147,14 @@ def test_bf16_mixed_precision_on_cpu(tmp_path: Path) -> None:
     assert all(math.isfinite(v) for v in metrics.values())
 
 
+def test_validation_metrics_are_computed_in_fp32_under_bf16(tmp_path: Path) -> None:
+    # one training step apart from the precision: SSIM computed in bf16 was off by ~0.3
+    common = (*ONE_BATCH, "task.inference=standard")
+    fp32 = run_tiny(tmp_path, *common, out="fp32")
+    bf16 = run_tiny(tmp_path, *common, "trainer.precision=bf16-mixed", out="bf16")
+    assert bf16["val/SSIM"] == pytest.approx(fp32["val/SSIM"], abs=0.05)
+
+
 def test_standard_inference_and_l1_only_row(tmp_path: Path) -> None:
     metrics = run_tiny(
         tmp_path, "task.inference=standard", "loss.lambda_gan=0", "+trainer.fast_dev_run=true"

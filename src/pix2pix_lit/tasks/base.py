@@ -183,10 +183,12 @@ class TranslationTask(L.LightningModule):
         fake = self.generate(batch["A"]).float()
         real = batch["B"].float()
         n = real.shape[0]
-        self.val_l1.update((fake - real).abs().flatten(1).mean(1))
         fake01, real01 = (fake.clamp(-1, 1) + 1) / 2, (real + 1) / 2
-        self.val_psnr.update(fake01, real01)
-        self.val_ssim.update(fake01, real01)
+        # Metrics in fp32 even under bf16/16-mixed: SSIM's convolutions in bf16 are far off.
+        with torch.autocast(fake.device.type, enabled=False):
+            self.val_l1.update((fake - real).abs().flatten(1).mean(1))
+            self.val_psnr.update(fake01, real01)
+            self.val_ssim.update(fake01, real01)
         metrics = {"L1": self.val_l1, "PSNR": self.val_psnr, "SSIM": self.val_ssim}
         for name, metric in metrics.items():
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True, batch_size=n)

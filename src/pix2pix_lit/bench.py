@@ -43,9 +43,10 @@ from typing import Any
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
 from pix2pix_lit.callbacks.performance import PerformanceCallback
@@ -224,7 +225,13 @@ class PeakMemory:
 def compose_train_config(overrides: Sequence[str]) -> DictConfig:
     """``conf/train.yaml`` with ``overrides``, as ``python -m pix2pix_lit.train`` composes it."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    # The config reads Hydra's runtime values (${hydra:...}) as under the CLI, which also
+    # hands the task function the config without its hydra node.
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
 
 
 def lightning_run(

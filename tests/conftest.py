@@ -25,3 +25,8 @@ def facades_root() -> Path:
     if not (FACADES_ROOT / "train").is_dir():
         pytest.skip(f"real CMP Facades not found at {FACADES_ROOT} (see README: ../shared/data)")
     return FACADES_ROOT
+
+
+@pytest.fixture
+def no_val_root(tmp_path: Path) -> Path:
+    return make_synthetic_paired_dataset(tmp_path / "noval", {"train": 6, "test": 3}, size=16)

@@ -12,15 +12,18 @@ from pathlib import Path
 from unittest import mock
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 from torch import Tensor
 
 from pix2pix_lit.config import config_dir
+from pix2pix_lit.data import PairedImageDataModule
 from pix2pix_lit.metrics.labels import Palette
 from pix2pix_lit.run import train
 
@@ -103,12 +106,15 @@ class SignalAtBatch(L.Callback):
 
 
 class NanInputsFromBatch(L.Callback):
-    """Test fault injector: makes the inputs of global batches ``start`` .. ``stop - 1`` NaN."""
+    """Test fault injector: makes the inputs of global batches ``start`` .. ``stop - 1`` NaN
+    (on every process, or on process ``rank`` only)."""
 
-    def __init__(self, start: int, stop: int = 10**9) -> None:
-        self.start, self.stop = start, stop
+    def __init__(self, start: int, stop: int = 10**9, rank: int | None = None) -> None:
+        self.start, self.stop, self.rank = start, stop, rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
         if self.start <= trainer.fit_loop.epoch_loop._batches_that_stepped < self.stop:
             batch["A"].fill_(float("nan"))
 
@@ -139,3 +145,46 @@ def paint(classes: Tensor, palette: Palette) -> Tensor:
     """(N, H, W) class indices → (N, 3, H, W) images in [-1, 1] drawn in the palette."""
     colors = torch.tensor(palette.colors, dtype=torch.float32)
     return (colors[classes].permute(0, 3, 1, 2) / 127.5 - 1).contiguous()
+
+
+def cli_train_run(tmp_path: Path, *overrides: str) -> Path:
+    """Train the tiny setup for one batch through the command line, with data and logs under
+    ``tmp_path``; assert it exits 0 and made exactly one run, and return that run's folder."""
+    out = cli(
+        *TINY,
+        *overrides,
+        *ONE_BATCH,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "logs").glob("*/runs/*")
+    return run
+
+
+def save_ab(path: Path, ab: np.ndarray) -> Path:
+    """Save an A|B array (H, 2W, 3) as an image, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(ab).save(path)
+    return path
+
+
+def gradient_pair(size: int) -> np.ndarray:
+    """An A|B image whose A encodes (x, y) in its red/green channels and B = 255 - A."""
+    y, x = np.mgrid[0:size, 0:size]
+    a = np.stack([x * 255 // (size - 1), y * 255 // (size - 1), np.full_like(x, 128)], axis=-1)
+    a = a.astype(np.uint8)
+    return np.concatenate([a, 255 - a], axis=1)
+
+
+def small_paired_module(root: Path, **overrides: object) -> PairedImageDataModule:
+    """A paired datamodule on ``root`` with small crops, batches of 2 and no workers."""
+    settings: dict[str, object] = {
+        "load_size": 36,
+        "crop_size": 32,
+        "batch_size": 2,
+        "num_workers": 0,
+    }
+    settings.update(overrides)
+    return PairedImageDataModule(root, **settings)

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from helpers import ONE_BATCH, TINY, cli, compose_run, read_metrics, run_main, run_tiny
+from helpers import ONE_BATCH, TINY, cli_train_run, compose_run, read_metrics, run_main, run_tiny
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import CycleGANObjective
 from pix2pix_lit.networks import PatchDiscriminator
@@ -205,17 +205,8 @@ def test_checkpoint_resumes_exactly_and_rebuilds_the_task(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_cli_trains_cyclegan(tmp_path: Path) -> None:
-    out = cli(
-        *TINY,
-        *CYCLE,
-        *SMALL_NETS,
-        *ONE_BATCH,
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = (tmp_path / "logs" / "cyclegan" / "runs").iterdir()
+    run = cli_train_run(tmp_path, *CYCLE, *SMALL_NETS)
+    assert run.parent == tmp_path / "logs" / "cyclegan" / "runs"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "images" / "epoch_000.png").is_file()
 

@@ -1,0 +1,103 @@
+"""Paired-data errors a user can act on: missing roots, empty splits, bad or truncated images,
+bad settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import save_ab, small_paired_module
+from pix2pix_lit.errors import ConfigError, DataError
+
+
+def test_missing_root_without_url_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    module = small_paired_module(missing)
+    pattern = rf"data.root={re.escape(str(missing))} does not exist \(no 'train/' folder\) and no data.url"
+    with pytest.raises(DataError, match=pattern):
+        module.prepare_data()
+    with pytest.raises(DataError, match=pattern):
+        module.setup("fit")
+
+
+def test_missing_root_with_download_disabled_says_so(tmp_path: Path) -> None:
+    module = small_paired_module(tmp_path / "nowhere", url="file:///x.tar.gz", download=False)
+    with pytest.raises(DataError, match="data.download=false"):
+        module.prepare_data()
+
+
+def test_relative_root_is_relative_to_cwd(
+    synthetic_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(synthetic_root.parent)
+    assert small_paired_module(Path(synthetic_root.name)).root == synthetic_root
+
+
+def test_empty_split_names_folder_and_extensions(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    with pytest.raises(
+        DataError, match=rf"{re.escape(str(tmp_path / 'train'))} contains no images.*\.png"
+    ):
+        small_paired_module(tmp_path).setup("fit")
+
+
+def test_non_2to1_images_are_all_listed(tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    save_ab(train / "good.png", np.zeros((8, 16, 3), np.uint8))
+    for index in range(12):
+        save_ab(train / f"bad{index:02d}.png", np.zeros((10, 11 + 2 * index, 3), np.uint8))
+    (train / "a_broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError) as caught:
+        small_paired_module(tmp_path).setup("fit")
+    message = str(caught.value)
+    assert "13 file(s)" in message and "width = 2 x height" in message
+    assert "bad00.png (11x10)" in message and "a_broken.jpg (unreadable" in message
+    assert "and 3 more" in message and "good.png" not in message and "\n" not in message
+
+
+def test_truncated_images_are_found_by_the_scan_not_mid_epoch(tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    train.mkdir(parents=True)
+    noise = np.random.default_rng(0).integers(0, 256, (3, 64, 128, 3), dtype=np.uint8)
+    for index in range(3):
+        Image.fromarray(noise[index]).save(train / f"{index}.jpg")
+    whole = (train / "1.jpg").read_bytes()
+    (train / "1.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"1 file\(s\).*1.jpg \(unreadable: (?i:.*truncated)"):
+        small_paired_module(tmp_path).setup("fit")
+    # header-only scanning (verify_images=false) lets it through to fail when read
+    module = small_paired_module(tmp_path, verify_images=False, val_fallback=1)
+    with pytest.warns(UserWarning):
+        module.setup("fit")
+
+
+def test_missing_fallback_split_names_the_key(no_val_root: Path) -> None:
+    module = small_paired_module(no_val_root, val_fallback="holdout")
+    with pytest.raises(DataError, match=r"no 'holdout/' folder .*data.val_fallback"):
+        module.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        ({"direction": "CtoD"}, r"data.direction='CtoD'.*AtoB, BtoA"),
+        ({"load_size": 16, "crop_size": 32}, r"data.load_size=16.*data.crop_size=32"),
+        ({"val_fallback": True}, r"data.val_fallback=True"),
+        ({"val_fallback": 0}, r"data.val_fallback=0"),
+        ({"batch_size": 0}, r"data.batch_size=0"),
+    ],
+)
+def test_bad_settings_raise_config_error(
+    synthetic_root: Path, overrides: dict[str, object], pattern: str
+) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        small_paired_module(synthetic_root, **overrides)
+
+
+def test_holding_out_every_train_image_is_rejected(no_val_root: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.val_fallback=6 would hold out all 6"):
+        small_paired_module(no_val_root, val_fallback=6).setup("fit")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
 import time
@@ -16,6 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from helpers import compose_run, read_metrics, run_tiny
+from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, DataError, TrainingDivergedError
 from pix2pix_lit.run import explain_loader_failures, train
 
@@ -191,3 +194,24 @@ def test_train_keeps_user_errors_as_themselves(tmp_path: Path) -> None:
     cfg = compose_run(["data=folder", f"data.root={tmp_path / 'missing'}"], tmp_path / "run")
     with pytest.raises(DataError, match="data.root=.*missing does not exist"):
         train(cfg)
+
+
+def _prepare_after(barrier: multiprocessing.synchronize.Barrier, root: Path) -> None:
+    barrier.wait()
+    SyntheticPairedDataModule(root, num_images={"train": 6, "test": 2}).prepare_data()
+
+
+def test_parallel_jobs_creating_the_same_dataset_do_not_collide(tmp_path: Path) -> None:
+    # the jobs of a sweep start together and all find the dataset missing
+    fork = multiprocessing.get_context("fork")
+    barrier = fork.Barrier(3)
+    root = tmp_path / "data" / "synthetic"
+    jobs = [fork.Process(target=_prepare_after, args=(barrier, root)) for _ in range(3)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=120)
+    assert [job.exitcode for job in jobs] == [0, 0, 0]
+    assert sorted(p.name for p in (root / "train").iterdir()) == [f"{i:04d}.png" for i in range(6)]
+    assert len(list((root / "test").iterdir())) == 2
+    assert [p.name for p in root.parent.iterdir()] == ["synthetic"], "no lock or staging left"

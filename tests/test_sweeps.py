@@ -32,8 +32,6 @@ def parallel_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     pytest.importorskip("matplotlib")  # the report's figure
     tmp = tmp_path_factory.mktemp("sweep")
-    # made before the jobs start: two jobs would both try to generate it
-    make_synthetic_paired_dataset(tmp / "data" / "synthetic")
     out = cli(
         "-m",
         "hydra/launcher=local_parallel",
@@ -91,6 +89,31 @@ def test_report_turns_the_sweep_into_a_table_and_a_figure(parallel_sweep: Path) 
     assert "`loss.lambda_l1=0`" in rows[0] and "`loss.lambda_l1=100`" in rows[1]
     assert "val/PSNR" in table and "G_L1" in table
     assert (parallel_sweep / "report.png").stat().st_size > 10_000
+
+
+def test_a_failed_job_does_not_end_the_sweep(tmp_path: Path) -> None:
+    out = cli(
+        "-m",
+        "task.nonfinite_patience=-1,10",  # job 0 has a config error, job 1 is fine
+        *TINY,
+        *TINY_UNET,
+        *ONE_BATCH,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        cwd=tmp_path,
+    )
+    (sweep,) = (tmp_path / "logs" / "pix2pix" / "multiruns").iterdir()
+    assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file(), out.stderr[-3000:]
+    assert not (sweep / "0" / "checkpoints").exists()
+    assert (
+        "error: task.nonfinite_patience=-1 must be >= 0" in (sweep / "0" / "train.log").read_text()
+    )
+    # the sweep still fails, naming the job and the error without a long traceback
+    assert out.returncode != 0
+    report = out.stderr[out.stderr.index("Error executing job") :]
+    assert "'task.nonfinite_patience=-1'" in report
+    assert "ConfigError: task.nonfinite_patience=-1 must be >= 0" in report
+    assert report.count('File "') == 1
 
 
 def test_device_slots_follow_the_gpus() -> None:
@@ -198,13 +221,15 @@ def test_optuna_search_tunes_l1_weight_lr_and_beta1_against_val_l1(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_optuna_sweep_runs_trials_and_records_the_best(tmp_path: Path) -> None:
+def test_optuna_sweep_goes_on_past_failed_trials_and_records_the_best(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     make_synthetic_paired_dataset(tmp_path / "data" / "synthetic")
     out = cli(
         "-m",
         "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=4",
+        # trials drawing -1 fail (a config error); the search records them and goes on
+        "task.nonfinite_patience=choice(-1,10)",
         *TINY,
         *TINY_UNET,
         "+trainer.fast_dev_run=true",
@@ -217,6 +242,8 @@ def test_optuna_sweep_runs_trials_and_records_the_best(tmp_path: Path) -> None:
     best = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in best and "optim.lr" in best and "loss.lambda_l1" in best
     assert math.isfinite(float(best.split("best_value:")[1].split()[0]))
+    assert "task.nonfinite_patience: 10" in best
+    assert "Failed experiment: task.nonfinite_patience=-1 must be >= 0" in out.stdout
 
 
 # -- W&B --------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from pix2pix_lit.data.io import list_images
@@ -165,6 +167,25 @@ def place_dataset(src: str | Path, root: str | Path) -> Path:
     for child in src.iterdir():
         os.replace(child, root / child.name)
     return root
+
+
+@contextmanager
+def preparing(root: str | Path) -> Iterator[None]:
+    """Hold the lock on creating the dataset at ``root`` (a lock file beside it).
+
+    Parallel jobs of a sweep start at the same moment and all find the dataset missing; the
+    first one to take the lock creates it, the others wait and then find it in place. Check
+    again for the dataset inside the lock.
+    """
+    root = Path(root).expanduser().resolve()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = root.parent / f".{root.name}.lock"
+    with FileLock(lock_path):
+        yield
+        # Only after success: a job arriving later finds the dataset before it looks for the
+        # lock, and jobs still waiting on the removed file check again once they hold it.
+        # After a failure the file stays, so the next jobs still take turns.
+        lock_path.unlink(missing_ok=True)
 
 
 def fetch_dataset(

@@ -16,7 +16,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from pix2pix_lit.data.download import fetch_dataset
+from pix2pix_lit.data.download import fetch_dataset, preparing
 from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
 from pix2pix_lit.data.sampling import ResumableRandomSampler
 from pix2pix_lit.data.transforms import eval_transform, train_transform
@@ -235,13 +235,21 @@ class PairedImageDataModule(LightningDataModule):
             return
         if not (self.url and self.download):
             raise self._missing_train_error()
-        fetch_dataset(
-            self.url,
-            self.root,
-            sha256=self.sha256,
-            expected_counts=self.expected_counts,
-            train_split=self.train_split,
-        )
+        self._fetch(lambda: (self.root / self.train_split).is_dir(), self.train_split)
+
+    def _fetch(self, is_in_place: Callable[[], bool], archive_train_split: str) -> None:
+        """Fetch ``url`` into ``root``; ``archive_train_split`` names the folder that marks
+        the dataset inside the archive."""
+        with preparing(self.root):
+            if is_in_place():
+                return  # another job fetched it while this one waited
+            fetch_dataset(
+                self.url,
+                self.root,
+                sha256=self.sha256,
+                expected_counts=self.expected_counts,
+                train_split=archive_train_split,
+            )
 
     def _scan(self, split: str, key: str) -> list[Path]:
         folder = self.root / split

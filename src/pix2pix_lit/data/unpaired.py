@@ -25,7 +25,6 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import Dataset
 
-from pix2pix_lit.data.download import fetch_dataset
 from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
 from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset, split_pair
 from pix2pix_lit.data.synthetic import SyntheticPairedDataModule
@@ -212,13 +211,7 @@ class UnpairedImageDataModule(PairedImageDataModule):
             return
         if not (self.url and self.download):
             raise self._split_error(self.train_split, "data.train_split")
-        fetch_dataset(
-            self.url,
-            self.root,
-            sha256=self.sha256,
-            expected_counts=self.expected_counts,
-            train_split=f"{self.train_split}A",
-        )
+        self._fetch(lambda: self._has_split(self.train_split), f"{self.train_split}A")
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets needed for ``stage`` (all of them when ``None``)."""

@@ -3,6 +3,7 @@ sampler's split of each epoch between processes."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -35,15 +36,17 @@ class SaveRankState(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         torch.save(
-            {"state_dict": state, "paths": self.paths},
+            {"state_dict": state, "paths": self.paths, "metrics": metrics},
             self.dirpath / f"rank{trainer.global_rank}.pt",
         )
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, dict[str, Any]]]:
-    """One epoch of the tiny task on 2 CPU processes, through the command line."""
+    """One epoch of the tiny task on 2 CPU processes, through the command line; the second
+    batch of process 1 has NaN inputs."""
     tmp = tmp_path_factory.mktemp("ddp")
     # the second process imports SaveRankState from this file
     with pytest.MonkeyPatch.context() as mp:
@@ -70,7 +73,12 @@ def _train_on_two_processes(tmp: Path) -> subprocess.CompletedProcess:
         f"paths.log_dir={tmp / 'logs'}",
         f"+callbacks.rank_state._target_={__name__}.SaveRankState",
         f"+callbacks.rank_state.dirpath={tmp}",
+        "+callbacks.fault._target_=helpers.NanInputsFromBatch",
+        "+callbacks.fault.start=1",
+        "+callbacks.fault.stop=2",
+        "+callbacks.fault.rank=1",
         cwd=tmp,
+        timeout=300,  # ranks that disagree on a step wait for each other for ever
     )
 
 
@@ -89,7 +97,29 @@ def test_ddp_sim_logs_checkpoints_and_draws_once(ddp_run) -> None:
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     # checkpoints keep the keys of a single-device run
     assert not [k for k in ckpt["state_dict"] if ".module." in k]
-    assert ckpt["global_step"] == 4  # 2 batches x (one D step + one G step)
+    assert ckpt["global_step"] == 2  # one D step + one G step; the second batch was skipped
+
+
+def test_ddp_sim_nonfinite_loss_on_one_process_is_skipped_by_all(ddp_run) -> None:
+    run, ranks = ddp_run
+    # process 0's losses were finite, yet it skipped both steps of that batch with process 1
+    # (had it stepped alone, it would have waited for process 1's gradients for ever)
+    assert [
+        float(r["train/skipped_steps"]) for r in read_metrics(run) if r.get("train/skipped_steps")
+    ] == [2.0]
+    assert all(math.isfinite(v) for r in (0, 1) for v in ranks[r]["metrics"].values())
+    logged = [float(v) for row in read_metrics(run) for v in row.values() if v]
+    assert logged and all(math.isfinite(v) for v in logged)
+
+
+def test_ddp_sim_epoch_means_are_over_all_processes(ddp_run) -> None:
+    _, ranks = ddp_run
+    # one logged batch per process: the epoch mean is the mean of the two processes' values
+    for name in ("G_L1", "D_fake"):
+        step = [ranks[r]["metrics"][f"train/{name}_step"] for r in (0, 1)]
+        assert step[0] != step[1]
+        for r in (0, 1):
+            assert ranks[r]["metrics"][f"train/{name}_epoch"] == pytest.approx(sum(step) / 2)
 
 
 def test_ddp_sim_ranks_end_with_identical_weights(ddp_run) -> None:

@@ -90,6 +90,10 @@ def test_a_nonfinite_batch_is_skipped_counted_and_leaves_no_trace(tmp_path: Path
                 "+callbacks.fault.start=2", "+callbacks.fault.stop=3"]  # fmt: skip
     metrics = run_tiny(tmp_path, *injector, "trainer.max_epochs=1", "trainer.log_every_n_steps=1")
     assert metrics["train/skipped_steps"] == 2.0  # the D step and the G step of batch 2
+    # the skipped batch's losses are left out of the epoch means
+    assert math.isfinite(metrics["train/G_L1_epoch"]) and math.isfinite(
+        metrics["train/D_fake_epoch"]
+    )
     state = weights(tmp_path / "run")
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     rows = read_metrics(tmp_path / "run")

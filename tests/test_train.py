@@ -86,7 +86,10 @@ def test_one_batch_run_with_each_logger(logger: str, tmp_path: Path, monkeypatch
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     metrics = run_tiny(tmp_path, f"logger={logger}", *ONE_BATCH)
-    assert all(math.isfinite(metrics[k]) for k in ("train/G_L1", "train/G_GAN", "train/D_real"))
+    assert all(
+        math.isfinite(metrics[k])
+        for k in ("train/G_L1_epoch", "train/G_GAN_epoch", "train/D_real_epoch")
+    )
     run = tmp_path / "run"
     expected = {"csv": "csv/metrics.csv", "tensorboard": "tensorboard", "wandb": "wandb"}
     if logger in expected:
@@ -159,7 +162,8 @@ def test_standard_inference_and_l1_only_row(tmp_path: Path) -> None:
     metrics = run_tiny(
         tmp_path, "task.inference=standard", "loss.lambda_gan=0", "+trainer.fast_dev_run=true"
     )
-    assert "train/G_GAN" not in metrics and "train/D_real" not in metrics
+    assert "train/G_L1_epoch" in metrics
+    assert "train/G_GAN_epoch" not in metrics and "train/D_real_epoch" not in metrics
     assert metrics["val/inference_paper"] == 0.0
 
 

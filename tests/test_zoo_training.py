@@ -51,7 +51,9 @@ def fast_dev_run(tmp_path: Path, *overrides: str, model: list[str] = TINY_UNET) 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_each_generator_trains(name: str, tmp_path: Path) -> None:
     metrics = fast_dev_run(tmp_path, model=[f"model={name}", *GENERATORS[name]])
-    assert math.isfinite(metrics["train/G_L1"]) and math.isfinite(metrics["train/D_fake"])
+    assert math.isfinite(metrics["train/G_L1_epoch"]) and math.isfinite(
+        metrics["train/D_fake_epoch"]
+    )
     assert 0 < metrics["val/L1"] < 2
 
 
@@ -60,28 +62,30 @@ def test_each_discriminator_trains(name: str, tmp_path: Path) -> None:
     metrics = fast_dev_run(
         tmp_path, f"discriminator={name}", "discriminator.ndf=8", *DISCRIMINATORS[name]
     )
-    assert math.isfinite(metrics["train/G_GAN"]) and math.isfinite(metrics["train/D_real"])
+    assert math.isfinite(metrics["train/G_GAN_epoch"]) and math.isfinite(
+        metrics["train/D_real_epoch"]
+    )
     if name == "multiscale":
-        assert metrics["train/G_FM"] > 0
+        assert metrics["train/G_FM_epoch"] > 0
 
 
 @pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge", "wgangp"])
 def test_each_gan_mode_trains(mode: str, tmp_path: Path) -> None:
     metrics = fast_dev_run(tmp_path, f"loss={mode}")
     assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("train/"))
-    assert ("train/D_GP" in metrics) == (mode == "wgangp")
+    assert ("train/D_GP_epoch" in metrics) == (mode == "wgangp")
 
 
 def test_unconditional_gan_row_builds_a_three_channel_discriminator(tmp_path: Path) -> None:
     metrics = fast_dev_run(tmp_path, "loss.conditional=false", "loss.lambda_l1=0")
-    assert math.isfinite(metrics["train/G_GAN"])
-    assert metrics["train/G_L1"] > 0  # still measured, with weight 0
+    assert math.isfinite(metrics["train/G_GAN_epoch"])
+    assert metrics["train/G_L1_epoch"] > 0  # still measured, with weight 0
 
 
 def test_ugatit_cam_loss_and_rho_clipping(tmp_path: Path) -> None:
     ugatit = ["model=ugatit_light", "model.ngf=8", "model.n_blocks=1"]
     metrics = fast_dev_run(tmp_path, "loss.lambda_cam=1000", model=ugatit)
-    assert metrics["train/G_CAM"] > 0
+    assert metrics["train/G_CAM_epoch"] > 0
     # A huge learning rate pushes rho far out of [0, 1]; the task clips it after the G step.
     cfg = compose_run(
         [*TINY, *ugatit, f"paths.data_dir={tmp_path}", "loss.lambda_cam=1000", "optim.lr=10.0"],

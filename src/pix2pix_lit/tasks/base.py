@@ -106,12 +106,15 @@ class TranslationTask(L.LightningModule):
     def loss_is_finite(self, loss: Tensor, name: str) -> bool:
         """Whether to step on ``loss``; a non-finite one is to be skipped, and is counted.
 
-        Costs one device-to-host sync; ``nonfinite_patience=0`` turns the check off. Call
+        Costs one device-to-host sync; ``nonfinite_patience=0`` turns the check off. Under
+        data-parallel training every process skips when any one has a non-finite loss: a
+        process that stepped alone would wait forever for the others' gradients. Call
         :meth:`stop_if_diverged` once the batch is cleaned up.
         """
         if self.nonfinite_patience == 0:
             return True
-        if bool(torch.isfinite(loss).all()):
+        finite_here = bool(torch.isfinite(loss).all())
+        if self.trainer.strategy.reduce_boolean_decision(finite_here, all=True):
             self._consecutive_nonfinite[name] = 0
             return True
         count = self._consecutive_nonfinite.get(name, 0) + 1
@@ -119,8 +122,9 @@ class TranslationTask(L.LightningModule):
         self.skipped_steps += 1
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
         log.warning(
-            "Non-finite %s loss (%s) at epoch %d, step %d: step skipped (%d in a row)",
-            name, float(loss.detach()), self.current_epoch, self.global_step, count,
+            "Non-finite %s loss (%s in process %d) at epoch %d, step %d: step skipped (%d in a row)",
+            name, float(loss.detach()), self.global_rank, self.current_epoch, self.global_step,
+            count,
         )  # fmt: skip
         return False
 
@@ -154,13 +158,40 @@ class TranslationTask(L.LightningModule):
             for buffer, saved in zip(buffers, snapshot, strict=True):
                 buffer.copy_(saved)
 
+    def finish_batch(
+        self,
+        skipped: bool,
+        buffers: list[Tensor] | None,
+        networks: tuple[nn.Module, ...],
+        logs: dict[str, Tensor],
+        batch_size: int,
+    ) -> None:
+        """End a training step: log the batch's losses, or, when one of its updates was
+        skipped, undo its traces (batch-norm statistics from ``buffers``), leave its losses
+        out of the logs (a NaN would make every epoch mean NaN) and stop if training has
+        diverged."""
+        if not skipped:
+            self.log_losses(logs, batch_size)
+            return
+        if buffers is not None:
+            self.restore_buffers(buffers, *networks)
+        self.stop_if_diverged()
+
     def log_losses(self, logs: dict[str, Tensor], batch_size: int) -> None:
-        """Per-step training losses under ``train/``; tensors, so no host sync per step."""
+        """Training losses as ``train/<name>_step`` (this process's, every
+        ``log_every_n_steps``) and ``train/<name>_epoch`` (the epoch mean over all processes).
+
+        Tensors, so no host sync per step; the epoch means are reduced across processes once,
+        at the end of the epoch (``sync_dist`` on the step values would cost a collective call
+        per value and step).
+        """
+        self.log_dict({f"train/{k}_step": v for k, v in logs.items()}, on_step=True, on_epoch=False)
         self.log_dict(
-            {f"train/{k}": v for k, v in logs.items()},
-            on_step=True,
+            {f"train/{k}_epoch": v for k, v in logs.items()},
+            on_step=False,
             on_epoch=True,
             batch_size=batch_size,
+            sync_dist=True,
         )
 
     # -- validation and test ---------------------------------------------------------

@@ -159,10 +159,7 @@ class CycleGAN(TranslationTask):
         for generator in (self.generator_ab, self.generator_ba):
             if hasattr(generator, "clip_rho"):
                 generator.clip_rho()
-        if self._skipped and buffers is not None:
-            self.restore_buffers(buffers, *networks)
-            self.stop_if_diverged()
-        self.log_losses(logs, batch_size=batch["A"].shape[0])
+        self.finish_batch(self._skipped, buffers, networks, logs, batch_size=batch["A"].shape[0])
 
     def _update(
         self, name: str, optimizer: Optimizer, loss_fn: Callable[[], tuple[Tensor, Logs]]

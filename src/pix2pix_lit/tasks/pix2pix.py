@@ -63,7 +63,8 @@ class Pix2Pix(TranslationTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_a, real_b = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
-        buffers = self.snapshot_buffers(self.generator, self.discriminator)
+        networks = (self.generator, self.discriminator)
+        buffers = self.snapshot_buffers(*networks)
         skipped = False
         cam = self.objective.lambda_cam > 0
         if cam:
@@ -102,11 +103,8 @@ class Pix2Pix(TranslationTask):
         else:
             skipped = True
         self.untoggle_optimizer(opt_g)
-        if skipped and buffers is not None:
-            self.restore_buffers(buffers, self.generator, self.discriminator)
-            self.stop_if_diverged()
         logs.update(g_logs)
-        self.log_losses(logs, batch_size=real_a.shape[0])
+        self.finish_batch(skipped, buffers, networks, logs, batch_size=real_a.shape[0])
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         # Called inside opt.step(), after a 16-mixed GradScaler has unscaled the gradients,

@@ -13,11 +13,12 @@ from pathlib import Path
 import fsspec.implementations.local
 import pytest
 import torch
+from lightning.fabric.plugins.environments.lightning import find_free_network_port
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
-from helpers import compose_run, read_metrics, run_tiny
+from helpers import ONE_BATCH, compose_run, read_metrics, run_tiny
 from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, DataError, TrainingDivergedError
 from pix2pix_lit.run import explain_loader_failures, train
@@ -219,3 +220,18 @@ def test_parallel_jobs_creating_the_same_dataset_do_not_collide(tmp_path: Path) 
     assert sorted(p.name for p in (root / "train").iterdir()) == [f"{i:04d}.png" for i in range(6)]
     assert len(list((root / "test").iterdir())) == 2
     assert [p.name for p in root.parent.iterdir()] == ["synthetic"], "no lock or staging left"
+
+
+def test_an_unreachable_wandb_server_falls_back_to_offline_logging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # credentials are configured, so the logger tries an online run, but nothing listens
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{find_free_network_port()}")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    with pytest.warns(UserWarning, match="W&B could not start an online run .* logging offline"):
+        metrics = run_tiny(tmp_path, "logger=wandb", *ONE_BATCH)
+    assert math.isfinite(metrics["val/L1"])
+    (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert list(offline.glob("files/media/images/**/*.png")), "the sample grid still reaches W&B"

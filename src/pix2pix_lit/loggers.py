@@ -11,7 +11,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 # W&B rejects longer tags.
 MAX_TAG_LENGTH = 64
@@ -62,6 +63,34 @@ def current_sweep_job() -> SweepJob | None:
     return SweepJob(Path(hydra.sweep.dir), int(hydra.job.num), tuple(hydra.overrides.task))
 
 
+class FallbackWandbLogger(WandbLogger):
+    """A :class:`WandbLogger` that logs offline when W&B cannot start an online run (server
+    unreachable, a rejected key) instead of failing the training run.
+
+    W&B gives up after ``WANDB_INIT_TIMEOUT`` seconds (90 by default); the run then goes on
+    with its W&B run written under ``save_dir/wandb``, to upload later with ``wandb sync``.
+    """
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        import wandb
+
+        try:
+            return super().experiment
+        except wandb.errors.Error as err:
+            if self._offline:
+                raise
+            reason = " ".join(str(err).split())
+            rank_zero_warn(
+                f"W&B could not start an online run ({reason}); logging offline under "
+                f"{self.save_dir}/wandb instead (upload it later with `wandb sync`)"
+            )
+            self._offline = True
+            self._wandb_init["mode"] = "offline"
+            return super().experiment
+
+
 def wandb_logger(
     save_dir: str | Path,
     offline: bool | None = None,
@@ -95,7 +124,7 @@ def wandb_logger(
     if offline and mode != "disabled":
         os.environ["WANDB_MODE"] = "offline"
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    return FallbackWandbLogger(
         save_dir=str(save_dir),
         offline=offline,
         name=name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,13 @@ def facades_root() -> Path:
 @pytest.fixture
 def no_val_root(tmp_path: Path) -> Path:
     return make_synthetic_paired_dataset(tmp_path / "noval", {"train": 6, "test": 3}, size=16)
+
+
+@pytest.fixture(autouse=True)
+def _finish_wandb_runs():
+    """Close a W&B run a test left open (in-process training does not, unlike the CLI), so
+    the next test in the same process gets a run of its own."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()

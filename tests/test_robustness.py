@@ -226,12 +226,20 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_logging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # credentials are configured, so the logger tries an online run, but nothing listens
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()  # forget the settings an earlier (offline) run in this process left
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{find_free_network_port()}")
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
-    with pytest.warns(UserWarning, match="W&B could not start an online run .* logging offline"):
-        metrics = run_tiny(tmp_path, "logger=wandb", *ONE_BATCH)
+    try:
+        with pytest.warns(
+            UserWarning, match="W&B could not start an online run .* logging offline"
+        ):
+            metrics = run_tiny(tmp_path, "logger=wandb", *ONE_BATCH)
+    finally:
+        wandb.finish()
+        wandb.teardown()  # leave no settings of this server behind for later tests
     assert math.isfinite(metrics["val/L1"])
     (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert list(offline.glob("files/media/images/**/*.png")), "the sample grid still reaches W&B"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -114,6 +116,38 @@ def test_a_failed_job_does_not_end_the_sweep(tmp_path: Path) -> None:
     assert "'task.nonfinite_patience=-1'" in report
     assert "ConfigError: task.nonfinite_patience=-1 must be >= 0" in report
     assert report.count('File "') == 1
+
+
+def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "loss.lambda_l1=10,100",
+        *TINY,
+        *TINY_UNET,
+        *ONE_BATCH,
+        f"hydra.sweep.dir={sweep}",
+    ]
+    args += [f"paths.data_dir={tmp_path / 'data'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    first = cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = sweep / "0" / "checkpoints" / "last.ckpt"
+    step = torch.load(finished, weights_only=False)["global_step"]
+    recorded = json.loads((sweep / "0" / "final_metrics.json").read_text())
+    shutil.rmtree(sweep / "1")  # the job an interrupted sweep never got to
+
+    again = cli(*args, "ckpt_path=auto", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # the finished job is restored, trains nothing and reports the metric it recorded
+    assert f"Restored all states from the checkpoint at {finished}" in again.stderr
+    assert torch.load(finished, weights_only=False)["global_step"] == step
+    assert (
+        json.loads((sweep / "0" / "final_metrics.json").read_text())["val/L1"] == recorded["val/L1"]
+    )
+    # the missing job runs from the start
+    ckpt = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == step
+    assert ckpt["pix2pix_lit_config"]["loss"]["lambda_l1"] == 100
 
 
 def test_device_slots_follow_the_gpus() -> None:

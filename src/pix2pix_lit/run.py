@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,9 @@ from pix2pix_lit.config import validate_config
 from pix2pix_lit.errors import ConfigError, DataError, UserError
 
 log = logging.getLogger(__name__)
+
+#: The final metrics of a run, in its run folder (``metrics.json`` is the evaluation's).
+FINAL_METRICS_FILE = "final_metrics.json"
 
 
 def instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -124,7 +129,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
             best = checkpoint.best_model_path if checkpoint else ""
             trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
             metrics.update(trainer.callback_metrics)
-    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    scalars = {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    return record_final_metrics(scalars, cfg.paths.output_dir, write=trainer.is_global_zero)
+
+
+def record_final_metrics(
+    metrics: dict[str, float], run_dir: str | Path, write: bool = True
+) -> dict[str, float]:
+    """``metrics`` over those an earlier session of the same run recorded; written back to
+    ``run_dir/final_metrics.json`` (by one process) and returned.
+
+    A run resumed from the checkpoint it saved at its end (``ckpt_path=auto`` when a sweep is
+    run again into its folder) has nothing left to train and logs nothing: its metrics are
+    the recorded ones.
+    """
+    path = Path(run_dir) / FINAL_METRICS_FILE
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**recorded, **metrics}
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.part")
+        partial.write_text(json.dumps(merged, indent=2, sort_keys=True))
+        os.replace(partial, path)
+    return merged
 
 
 def monitored_metric(metrics: dict[str, float], name: str | None) -> float | None:

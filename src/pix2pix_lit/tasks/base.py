@@ -108,8 +108,8 @@ class TranslationTask(L.LightningModule):
 
         Costs one device-to-host sync; ``nonfinite_patience=0`` turns the check off. Under
         data-parallel training every process skips when any one has a non-finite loss: a
-        process that stepped alone would wait forever for the others' gradients. Call
-        :meth:`stop_if_diverged` once the batch is cleaned up.
+        process that stepped alone would wait forever for the others' gradients. A step
+        that skipped an update ends with :meth:`finish_batch`.
         """
         if self.nonfinite_patience == 0:
             return True

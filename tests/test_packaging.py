@@ -26,14 +26,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_wheel_ships_every_config(wheel: Path) -> None:
+def test_wheel_ships_every_module_and_config(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
         f"pix2pix_lit/conf/{p.relative_to(REPO / 'conf').as_posix()}"
         for p in (REPO / "conf").rglob("*.yaml")
     }
+    package = REPO / "src" / "pix2pix_lit"
+    expected |= {f"pix2pix_lit/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert "pix2pix_lit/bench/__main__.py" in expected
     assert expected <= names, sorted(expected - names)
-    assert "pix2pix_lit/train.py" in names
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import math
 import multiprocessing
 import multiprocessing.synchronize
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -243,3 +244,18 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_logging(
     assert math.isfinite(metrics["val/L1"])
     (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert list(offline.glob("files/media/images/**/*.png")), "the sample grid still reaches W&B"
+
+
+def test_a_resumed_run_keeps_the_metrics_of_its_earlier_sessions(tmp_path: Path) -> None:
+    common = ("logger=csv", "trainer.log_every_n_steps=1", "scheduler.n_epochs=1")
+    run = tmp_path / "run"
+    run_tiny(tmp_path, *common, "trainer.max_epochs=1")
+    first = read_metrics(run)
+    shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path / "epoch0.ckpt")
+    run_tiny(tmp_path, *common, "trainer.max_epochs=2", "ckpt_path=last")
+    both = read_metrics(run)
+    assert both[: len(first)] == first, "the first session's rows are kept"
+    assert [r["epoch"] for r in both[len(first) :]] == ["1"] * len(first)
+    # resuming from an older checkpoint replaces the rows logged after it, once
+    run_tiny(tmp_path, *common, "trainer.max_epochs=2", f"ckpt_path={tmp_path / 'epoch0.ckpt'}")
+    assert read_metrics(run) == both

@@ -1,7 +1,9 @@
-"""Logger construction that never blocks an unattended run, and groups sweeps in W&B."""
+"""Loggers that never block an unattended run nor lose the metrics of a resumed one, and
+group sweeps in W&B."""
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 from dataclasses import dataclass
@@ -10,7 +12,8 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
@@ -61,6 +64,50 @@ def current_sweep_job() -> SweepJob | None:
     if hydra.mode != RunMode.MULTIRUN:
         return None
     return SweepJob(Path(hydra.sweep.dir), int(hydra.job.num), tuple(hydra.overrides.task))
+
+
+class ResumingCSVWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that it keeps the metrics file an earlier session of
+    the run wrote (Lightning's deletes it, and a resumed run would lose the metrics of all
+    steps before the checkpoint it resumed from).
+
+    Rows from before the first step this session logs stay; rows from that step on were
+    logged after the checkpoint this session resumed from, and are replaced by this
+    session's.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        self._resuming = self._fs.isfile(self.metrics_file_path)
+
+    def save(self) -> None:
+        if self._resuming and self.metrics:
+            self._keep_rows_before(min(int(m["step"]) for m in self.metrics))
+            self._resuming = False
+        super().save()
+
+    def _keep_rows_before(self, step: int) -> None:
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            rows = [row for row in reader if int(row["step"]) < step]
+            # the file's columns: save() appends under them, or rewrites with new ones added
+            self.metrics_keys = sorted(reader.fieldnames or [])
+        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class ResumingCSVLogger(CSVLogger):
+    """A :class:`CSVLogger` whose ``metrics.csv`` goes on across resumed sessions of a run
+    (see :class:`ResumingCSVWriter`)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ResumingCSVWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ResumingCSVWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class FallbackWandbLogger(WandbLogger):

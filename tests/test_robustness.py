@@ -244,6 +244,8 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_logging(
     assert math.isfinite(metrics["val/L1"])
     (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert list(offline.glob("files/media/images/**/*.png")), "the sample grid still reaches W&B"
+    # under an id of its own: synced under the online run's id, it would replace that run
+    assert not offline.name.endswith((tmp_path / "run" / "wandb" / "run_id").read_text())
 
 
 def test_a_resumed_run_keeps_the_metrics_of_its_earlier_sessions(tmp_path: Path) -> None:

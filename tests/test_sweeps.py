@@ -23,6 +23,7 @@ from omegaconf import open_dict, read_write
 
 from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run
 from pix2pix_lit.data import make_synthetic_paired_dataset
+from pix2pix_lit.loggers import wandb_logger
 from pix2pix_lit.parallel import CPU_SLOT, device_slots
 
 # -- local parallel launcher ---------------------------------------------------------------
@@ -307,3 +308,16 @@ def test_wandb_single_run_has_no_group(tmp_path: Path, monkeypatch: pytest.Monke
     cfg = compose_run(["logger=wandb"], tmp_path)
     init = instantiate(cfg.logger.wandb)._wandb_init
     assert init["group"] is None and init["name"] == "pix2pix" and init["tags"] == []
+
+
+def test_wandb_online_sessions_of_a_run_continue_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "")
+    first = wandb_logger(tmp_path, offline=False)._wandb_init
+    resumed = wandb_logger(tmp_path, offline=False)._wandb_init
+    assert first["id"] == resumed["id"] == (tmp_path / "wandb" / "run_id").read_text()
+    assert resumed["resume"] == "allow"
+    assert wandb_logger(tmp_path / "other", offline=False)._wandb_init["id"] != first["id"]
+    # offline runs keep ids of their own: syncing two offline runs under one id keeps one
+    assert wandb_logger(tmp_path, offline=True)._wandb_init["id"] is None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import netrc
 import os
+import secrets
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 # W&B rejects longer tags.
 MAX_TAG_LENGTH = 64
 # Overrides not made tags: where files live (paths.*), which is not what was trained, and
@@ -135,7 +138,27 @@ class FallbackWandbLogger(WandbLogger):
             )
             self._offline = True
             self._wandb_init["mode"] = "offline"
+            # an offline run under the online run's id would replace it when synced
+            self._wandb_init["id"] = None
             return super().experiment
+
+
+def persistent_run_id(save_dir: str | Path) -> str:
+    """The W&B run id of the training run whose folder is ``save_dir``: drawn once and kept
+    in ``save_dir/wandb/run_id``, so every session of a resumed run logs to one W&B run."""
+    path = Path(save_dir) / "wandb" / "run_id"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        drawn = path.with_name(f".run_id.{os.getpid()}")
+        # W&B's own ids: 8 characters from [a-z0-9]
+        drawn.write_text("".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(8)))
+        try:
+            os.link(drawn, path)  # complete or absent: the first process of the run wins
+        except FileExistsError:
+            pass
+        finally:
+            drawn.unlink()
+    return path.read_text().strip()
 
 
 def wandb_logger(
@@ -171,6 +194,10 @@ def wandb_logger(
     if offline and mode != "disabled":
         os.environ["WANDB_MODE"] = "offline"
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    if not offline and "id" not in kwargs:
+        # Online, a resumed run continues its W&B run. Offline runs keep their own ids:
+        # `wandb sync` of two offline runs with one id keeps only one (wandb/wandb#3841).
+        kwargs["id"] = persistent_run_id(save_dir)  # Lightning passes resume="allow"
     return FallbackWandbLogger(
         save_dir=str(save_dir),
         offline=offline,

@@ -87,6 +87,17 @@ def test_ckpt_path_last_without_a_checkpoint_names_the_fix(tmp_path: Path) -> No
         run_tiny(tmp_path, "ckpt_path=/nope.ckpt")
 
 
+def test_a_fresh_start_does_not_overwrite_an_earlier_runs_checkpoints(tmp_path: Path) -> None:
+    run_tiny(tmp_path, "trainer.max_epochs=1")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    with pytest.raises(
+        ConfigError, match=r"already holds best_epoch000.ckpt, last.ckpt .*ckpt_path=last"
+    ):
+        run_tiny(tmp_path, "trainer.max_epochs=1")
+    assert last.read_bytes() == before
+
+
 def test_a_nonfinite_batch_is_skipped_counted_and_leaves_no_trace(tmp_path: Path) -> None:
     injector = ["+callbacks.fault._target_=helpers.NanInputsFromBatch",
                 "+callbacks.fault.start=2", "+callbacks.fault.stop=3"]  # fmt: skip

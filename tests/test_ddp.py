@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,20 @@ import lightning as L
 import pytest
 import torch
 import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins.environments.lightning import find_free_network_port
+from omegaconf import open_dict, read_write
 from torch import nn
 
 from helpers import TINY_UNET, cli, compose_run, read_metrics
 from pix2pix_lit.data.sampling import ResumableRandomSampler
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.strategies import NetworkDDP, NetworkDDPStrategy, TrainingSyncBatchNorm
+from pix2pix_lit.strategies import (
+    NetworkDDP,
+    NetworkDDPStrategy,
+    TrainingSyncBatchNorm,
+    sweep_job_command,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -140,6 +148,66 @@ def test_ddp_sim_ranks_split_the_epoch(ddp_run) -> None:
     assert len(seen[0]) == len(seen[1]) == 4
     assert not set(seen[0]) & set(seen[1])
     assert len(set(seen[0]) | set(seen[1])) == 8
+
+
+@pytest.mark.slow
+def test_ddp_jobs_of_a_local_sweep_each_train_on_two_processes(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+        out = cli(
+            "-m",
+            "loss.lambda_l1=10,100",
+            "data=synthetic",
+            "discriminator.ndf=8",
+            *TINY_UNET,
+            "trainer=ddp_sim",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            f"+callbacks.rank_state._target_={__name__}.SaveRankState",
+            "+callbacks.rank_state.dirpath=${paths.output_dir}",
+            cwd=tmp_path,
+            timeout=300,
+        )
+    assert out.returncode == 0, out.stderr[-3000:]
+    # the extra processes ran their own job only: no sweep of their own, no other folders
+    assert [p.name for p in (tmp_path / "logs" / "pix2pix").iterdir()] == ["multiruns"]
+    (sweep,) = (tmp_path / "logs" / "pix2pix" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
+    for job, l1 in (("0", 10.0), ("1", 100.0)):
+        ranks = [torch.load(sweep / job / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+        # the same seed (42 + job) on both processes: they split one shuffled epoch
+        assert not set(ranks[0]["paths"]) & set(ranks[1]["paths"])
+        assert len(set(ranks[0]["paths"]) | set(ranks[1]["paths"])) == 8
+        assert (sweep / job / "train_ddp_process_1.log").is_file()
+        ckpt = torch.load(sweep / job / "checkpoints" / "last.ckpt", weights_only=False)
+        assert ckpt["pix2pix_lit_config"]["loss"]["lambda_l1"] == l1
+        assert ckpt["pix2pix_lit_config"]["seed"] == 42 + int(job)
+
+
+def test_a_sweep_jobs_extra_processes_get_the_jobs_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compose_run(["loss.lambda_l1=10"], tmp_path)  # sets the HydraConfig of a job
+    hydra_cfg = HydraConfig.instance().cfg
+    with read_write(hydra_cfg.hydra), open_dict(hydra_cfg.hydra):
+        hydra_cfg.hydra.job.num = 3
+        hydra_cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "3")
+    argv = ["prog", "-m", "-cn", "train", "loss.lambda_l1=10,100", "--config-dir=/my/conf"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr("hydra.utils.get_original_cwd", lambda: str(tmp_path))
+    command, cwd = sweep_job_command(1)
+    assert command[0] == sys.executable
+    assert command[command.index("-cn") :] == [
+        "-cn", "train", "--config-dir=/my/conf",
+        "loss.lambda_l1=10",
+        f'hydra.run.dir="{tmp_path / "sweep" / "3"}"',
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.job.num=3",
+        "hydra.output_subdir=null",
+    ]  # fmt: skip
+    assert cwd == str(tmp_path)
 
 
 @pytest.mark.parametrize("num_samples", [7, 8])

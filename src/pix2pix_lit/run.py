@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import Logger
@@ -69,6 +70,19 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     return ckpt_path
 
 
+def refuse_to_overwrite_checkpoints(output_dir: str | Path) -> None:
+    """Stop a fresh start in a run dir that holds an earlier run's checkpoints, which it
+    would overwrite (``hydra.run.dir`` pointed at an old run without ``ckpt_path``)."""
+    folder = Path(output_dir) / "checkpoints"
+    found = sorted(p.name for p in folder.glob("*.ckpt"))
+    if found:
+        raise ConfigError(
+            f"{folder} already holds {', '.join(found)} from an earlier run, which a fresh "
+            "start would overwrite; resume that run with ckpt_path=last (or a .ckpt file), "
+            "or train into another hydra.run.dir"
+        )
+
+
 @contextmanager
 def explain_loader_failures() -> Iterator[None]:
     """Turn data-loader worker failures into one-line errors that say what happened.
@@ -95,10 +109,34 @@ def explain_loader_failures() -> Iterator[None]:
         ) from None
 
 
+@contextmanager
+def isolated_run() -> Iterator[None]:
+    """Leave the process as the run found it, so the next job of a sweep in this process
+    starts afresh: the environment variables the run set are undone (Lightning's DDP launcher
+    sets ``MASTER_PORT``, ``LOCAL_RANK``, ``WORLD_SIZE``…; with ``LOCAL_RANK`` left set,
+    Lightning would take the next job for one whose processes a cluster starts), and the
+    process group of a DDP run is closed (the next job would reuse it, with peers gone)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and optionally test) the configured task; return the final metrics as floats."""
+    with isolated_run():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if ckpt_path is None and cfg.get("train", True):
+        refuse_to_overwrite_checkpoints(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

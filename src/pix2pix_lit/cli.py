@@ -8,10 +8,9 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from pix2pix_lit.config import in_sweep
 from pix2pix_lit.errors import UserError
 
 T = TypeVar("T")
@@ -33,14 +32,10 @@ def exits_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig
         try:
             return task(cfg)
         except UserError as err:
-            if not _in_sweep():
+            if not in_sweep():
                 sys.exit(f"error: {err}")
             log.error("error: %s", err)
             # without its traceback: Hydra prints it under the job's overrides at the end
             raise err.with_traceback(None) from None
 
     return wrapper
-
-
-def _in_sweep() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

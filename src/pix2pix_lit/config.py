@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pix2pix_lit.errors import ConfigError
@@ -25,6 +27,11 @@ def config_dir() -> Path:
         f"pix2pix_lit configs not found in {_PACKAGE_DIR / 'conf'} or "
         f"{_PACKAGE_DIR.parents[1] / 'conf'}; reinstall the package (pip install .)"
     )
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def discriminator_channels(conditional: bool, in_channels: int, out_channels: int) -> int:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from pix2pix_lit.config import in_sweep
 
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 # W&B rejects longer tags.
@@ -61,11 +62,9 @@ class SweepJob:
 
 def current_sweep_job() -> SweepJob | None:
     """The running job's place in its multirun; None outside a multirun (or of Hydra)."""
-    if not HydraConfig.initialized():
+    if not in_sweep():
         return None
     hydra = HydraConfig.get()
-    if hydra.mode != RunMode.MULTIRUN:
-        return None
     return SweepJob(Path(hydra.sweep.dir), int(hydra.job.num), tuple(hydra.overrides.task))
 
 

@@ -23,6 +23,8 @@ from unittest import mock
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd, to_absolute_path
 from lightning.fabric.plugins import CheckpointIO, ClusterEnvironment
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.pytorch.accelerators import Accelerator
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
+from pix2pix_lit.config import in_sweep
 from pix2pix_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -210,13 +213,12 @@ class SweepJobLauncher(subprocess_script._SubprocessScriptLauncher):
     (:func:`sweep_job_command`)."""
 
     def _call_children_scripts(self) -> None:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            with mock.patch.object(subprocess_script, "_hydra_subprocess_cmd", sweep_job_command):
-                super()._call_children_scripts()
-        else:
+        if not in_sweep():
+            super()._call_children_scripts()
+            return
+        # The command is built by a module-level function of Lightning's launcher; swapping
+        # it for the call keeps the rest of Lightning's launch (environment, ports) as is.
+        with mock.patch.object(subprocess_script, "_hydra_subprocess_cmd", sweep_job_command):
             super()._call_children_scripts()
 
 
@@ -228,10 +230,7 @@ def sweep_job_command(local_rank: int) -> tuple[list[str], str]:
     """The command (and working directory) that runs extra DDP process ``local_rank`` of the
     running sweep job: the program with the job's own overrides (the swept values resolved),
     in the job's folder, with the job's number (so its seed too)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd, to_absolute_path
-
-    import __main__
+    import __main__  # here, not at the top: it is the program that runs, not a dependency
 
     hydra = HydraConfig.get()
     if __main__.__spec__ is None:

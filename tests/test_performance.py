@@ -28,7 +28,8 @@ from pix2pix_lit.networks import PatchDiscriminator, UnetGenerator
 LR = 2e-4  # conf/optim/adam.yaml: a first Adam step moves each weight by about this much
 # One uint8 level in [-1, 1] units: bicubic resizing may round A and 255 - A differently.
 ONE_LEVEL = 2 / 255 + 1e-6
-TRAIN_LOSSES = ["train/D_real_step", "train/D_fake_step", "train/G_L1_step", "train/G_GAN_step"]
+# after one step, each epoch mean is that step's loss
+TRAIN_LOSSES = ["train/D_real_epoch", "train/D_fake_epoch", "train/G_L1_epoch", "train/G_GAN_epoch"]
 VAL_METRICS = ["val/L1", "val/PSNR", "val/SSIM"]
 # perf=fast in fp32, with channels_last on: every layout/optimizer switch, no precision change.
 FP32_SWITCHES = [
@@ -255,6 +256,6 @@ def test_gpu_preset_and_bench_run_on_cuda(tmp_path: Path) -> None:
     root = make_synthetic_paired_dataset(tmp_path / "pairs", {"train": 4, "test": 2}, size=64)
     gpu = ["trainer=gpu", "perf=gpu", "data=folder", f"data.root={root}", "data.load_size=72"]
     metrics = run_tiny(tmp_path, *ONE_BATCH, *gpu)
-    assert np.isfinite(metrics["train/G_L1_step"])
+    assert np.isfinite(metrics["train/G_L1_epoch"])
     bench_main([*TINY_BENCH, "--rows", "fp32", "perf=fast", "--out", str(tmp_path), *TINY_NETS])
     assert any(tmp_path.glob("*.json"))

@@ -99,6 +99,20 @@ def test_one_batch_run_with_each_logger(logger: str, tmp_path: Path, monkeypatch
         assert list(offline.glob("files/media/images/**/*.png")), "the sample grid reaches W&B"
 
 
+@pytest.mark.parametrize("every", [1, 2])
+def test_losses_are_logged_every_n_steps_and_averaged_over_the_epoch(
+    every: int, tmp_path: Path
+) -> None:
+    # 8 training pairs in batches of 2: 4 steps
+    run_tiny(tmp_path, "trainer.max_epochs=1", f"trainer.log_every_n_steps={every}")
+    rows = read_metrics(tmp_path / "run")
+    steps = [float(r["train/G_L1_step"]) for r in rows if r.get("train/G_L1_step")]
+    (epoch,) = [float(r["train/G_L1_epoch"]) for r in rows if r.get("train/G_L1_epoch")]
+    assert len(steps) == 4 // every
+    if every == 1:
+        assert epoch == pytest.approx(sum(steps) / 4, rel=1e-6)
+
+
 def test_two_epochs_log_finite_losses_checkpoints_and_grids(tmp_path: Path) -> None:
     metrics = run_tiny(
         tmp_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -21,7 +22,7 @@ def group_options(group: str) -> list[str]:
 
 
 GROUPS = ["data", "model", "discriminator", "loss", "optim", "scheduler", "task", "trainer",
-          "logger", "callbacks", "paths", "hydra", "experiment"]  # fmt: skip
+          "logger", "callbacks", "paths", "hydra", "experiment", "perf", "hparams_search"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,18 @@ def test_every_config_option_composes(override: str, tmp_path: Path) -> None:
     group, option = override.split("=")
     assert HydraConfig.get().runtime.choices[group] == option
     OmegaConf.resolve(cfg)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("perf", group_options("perf"))
+def test_every_perf_preset_builds_its_objects(perf: str, tmp_path: Path) -> None:
+    # perf=gpu cannot train here (no GPU), but its data module, callbacks and optimizers build
+    cfg = compose_run([f"perf={perf}", "data.download=false"], tmp_path)
+    assert isinstance(instantiate(cfg.data), L.LightningDataModule)
+    for callback in cfg.callbacks.values():
+        if callback and "_target_" in callback:
+            instantiate(callback)
+    optimizer = instantiate(cfg.optim.generator)([torch.nn.Parameter(torch.zeros(2))])
+    assert optimizer.defaults["fused"] == (perf != "none" or None)
 
 
 def test_each_config_group_has_options() -> None:

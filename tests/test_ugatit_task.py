@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,14 +32,8 @@ UGATIT_TINY = [
 LIGHT = ["model=ugatit_light", "model.ngf=8", "model.n_blocks=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Run this module's tiny networks on one thread: on a busy 2-core machine, handing such
-    small convolutions between two threads made these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny networks: see the fixture's docstring
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_task(tmp_path: Path, *overrides: str) -> UGATIT:

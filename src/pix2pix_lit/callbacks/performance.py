@@ -126,22 +126,5 @@ class PerformanceCallback(L.Callback):
     ) -> None:
         self.convert_batch(batch)
 
-    def on_test_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self.convert_batch(batch)
-
-    def on_predict_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self.convert_batch(batch)
+    on_test_batch_start = on_validation_batch_start
+    on_predict_batch_start = on_validation_batch_start

@@ -235,21 +235,27 @@ class PairedImageDataModule(LightningDataModule):
             return
         if not (self.url and self.download):
             raise self._missing_train_error()
-        self._fetch(lambda: (self.root / self.train_split).is_dir(), self.train_split)
+        self._create_once(
+            lambda: (self.root / self.train_split).is_dir(), lambda: self._fetch(self.train_split)
+        )
 
-    def _fetch(self, is_in_place: Callable[[], bool], archive_train_split: str) -> None:
+    def _create_once(self, is_in_place: Callable[[], bool], create: Callable[[], Any]) -> None:
+        """Create the dataset at ``root`` with ``create`` while holding the lock on it,
+        unless another job created it while this one waited for the lock."""
+        with preparing(self.root):
+            if not is_in_place():
+                create()
+
+    def _fetch(self, archive_train_split: str) -> None:
         """Fetch ``url`` into ``root``; ``archive_train_split`` names the folder that marks
         the dataset inside the archive."""
-        with preparing(self.root):
-            if is_in_place():
-                return  # another job fetched it while this one waited
-            fetch_dataset(
-                self.url,
-                self.root,
-                sha256=self.sha256,
-                expected_counts=self.expected_counts,
-                train_split=archive_train_split,
-            )
+        fetch_dataset(
+            self.url,
+            self.root,
+            sha256=self.sha256,
+            expected_counts=self.expected_counts,
+            train_split=archive_train_split,
+        )
 
     def _scan(self, split: str, key: str) -> list[Path]:
         folder = self.root / split

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pix2pix_lit.data.download import place_dataset, preparing
+from pix2pix_lit.data.download import place_dataset
 from pix2pix_lit.data.paired import PairedImageDataModule
 from pix2pix_lit.errors import ConfigError
 
@@ -121,10 +121,11 @@ class SyntheticPairedDataModule(PairedImageDataModule):
 
     def prepare_data(self) -> None:
         """Generate the dataset into ``root`` unless it already has a train split."""
-        if (self.root / self.train_split).is_dir():
-            return
-        with preparing(self.root):
-            if not (self.root / self.train_split).is_dir():
-                make_synthetic_paired_dataset(
+        has_train = (self.root / self.train_split).is_dir
+        if not has_train():
+            self._create_once(
+                has_train,
+                lambda: make_synthetic_paired_dataset(
                     self.root, self.num_images, self.image_size, self.seed
-                )
+                ),
+            )

@@ -211,7 +211,10 @@ class UnpairedImageDataModule(PairedImageDataModule):
             return
         if not (self.url and self.download):
             raise self._split_error(self.train_split, "data.train_split")
-        self._fetch(lambda: self._has_split(self.train_split), f"{self.train_split}A")
+        self._create_once(
+            lambda: self._has_split(self.train_split),
+            lambda: self._fetch(f"{self.train_split}A"),
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets needed for ``stage`` (all of them when ``None``)."""

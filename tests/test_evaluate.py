@@ -14,9 +14,9 @@ from torch import Tensor, nn
 
 from helpers import TWO_CLASSES, cli, paint, run_main, tiny_checkpoint
 from pix2pix_lit import evaluate as evaluate_cli
-from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.errors import DataError
-from pix2pix_lit.evaluation import (
+from pix2pix_lit.inference.checkpoint import load_task
+from pix2pix_lit.inference.evaluation import (
     data_config,
     evaluate,
     is_facades_labels,

@@ -12,23 +12,23 @@ from PIL import Image
 from helpers import cli, run_main, tiny_checkpoint
 from pix2pix_lit import export as export_cli
 from pix2pix_lit import predict as predict_cli
-from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.exporting import (
+from pix2pix_lit.inference.checkpoint import load_task
+from pix2pix_lit.inference.export import (
     PARITY_TOLERANCE,
     example_input,
     export_difference,
     export_generator,
     run_exported,
 )
-from pix2pix_lit.networks import ResnetGenerator, UGATITGenerator, UnetGenerator
-from pix2pix_lit.prediction import (
+from pix2pix_lit.inference.prediction import fit_size, predict_folder, to_signed_tensor
+from pix2pix_lit.inference.protocol import repeatable_noise
+from pix2pix_lit.networks import (
+    ResnetGenerator,
     SizeRule,
-    fit_size,
-    predict_folder,
-    repeatable_noise,
+    UGATITGenerator,
+    UnetGenerator,
     size_rule,
-    to_signed_tensor,
 )
 from pix2pix_lit.utils.images import to_uint8
 

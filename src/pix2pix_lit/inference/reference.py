@@ -15,10 +15,9 @@ what :class:`~pix2pix_lit.networks.UnetGenerator` and
 
 Batch norm's ``running_mean``/``running_var``/``num_batches_tracked`` map like the weights.
 Instance norm has no affine parameters and no running statistics in the current reference code
-(``get_norm_layer``), nor here; files saved by its earlier versions (before PyTorch 0.4, when
-instance norm kept running statistics, as the published pretrained models were) hold them, and
-the reference's own loader deletes them (``BaseModel.__patch_instance_norm_state_dict``): so
-does :func:`from_reference`. Batch-norm files from before PyTorch 0.4 lack
+(``get_norm_layer``), nor here; files saved before PyTorch 0.4, when instance norm kept
+running statistics, can hold them, and the reference's own loader deletes them
+(``BaseModel.__patch_instance_norm_state_dict``): so does :func:`from_reference`. Batch-norm files from before PyTorch 0.4 lack
 ``num_batches_tracked``, which inference never reads; it keeps the freshly built value.
 """
 

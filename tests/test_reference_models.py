@@ -29,7 +29,7 @@ from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.checkpoint import LoneGenerator, load_task, load_translator
 from pix2pix_lit.inference.protocol import inference_protocol
 from pix2pix_lit.inference.reference import from_reference, identify, to_reference
-from pix2pix_lit.networks import ResnetGenerator, UnetGenerator
+from pix2pix_lit.networks import ResnetGenerator, UGATITGenerator, UnetGenerator
 
 # -- the reference's module structure -----------------------------------------------------
 
@@ -286,3 +286,16 @@ def test_export_reference_then_predict_and_evaluate_with_it(
     ):
         message = run_main(predict_cli.main, *bad, f"input_dir={inputs}", "output_dir=x")
         assert message is not None and expected in message, message
+
+
+def test_networks_without_a_reference_layout_are_refused() -> None:
+    cases = {
+        "encoder-decoder without skip connections": UnetGenerator(
+            num_downs=5, ngf=4, skip_connections=False
+        ),
+        "norm=none has no layout": ResnetGenerator(ngf=4, n_blocks=1, norm="none"),
+        "has no UGATITGenerator": UGATITGenerator(ngf=4, n_blocks=1, img_size=16, light=True),
+    }
+    for expected, net in cases.items():
+        with pytest.raises(ConfigError, match=expected):
+            to_reference(net)

@@ -45,6 +45,13 @@ _LISTED_KEYS = 5
 
 def reference_keys(generator: nn.Module) -> dict[str, str]:
     """Each key of ``generator.state_dict()`` → its name in the reference code."""
+    if not any(isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) for m in generator.modules()):
+        # Departure: with norm="none" the reference's convolutions have no bias
+        # (its use_bias is true for instance norm only), this project's keep theirs.
+        raise ConfigError(
+            "model.norm=none has no layout in the reference code: its convolutions have no "
+            "bias there, and these have one; use norm=batch or norm=instance"
+        )
     if isinstance(generator, UnetGenerator):
         return _unet_keys(generator)
     if isinstance(generator, ResnetGenerator):

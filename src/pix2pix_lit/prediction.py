@@ -21,40 +21,20 @@ import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from pix2pix_lit.checkpoints import load_task, resolve_device
 from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference import check_inference_mode
-from pix2pix_lit.networks import ResnetGenerator, UGATITGenerator, UnetGenerator
+from pix2pix_lit.networks.shapes import SizeRule, size_rule
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.utils.images import save_png, to_uint8
 
 log = logging.getLogger(__name__)
 
 Size = tuple[int, int]  # (height, width)
-
-
-@dataclass(frozen=True)
-class SizeRule:
-    """The input sizes a generator accepts: sides divisible by ``multiple``; with ``fixed``,
-    only ``fixed`` x ``fixed`` (U-GAT-IT's full generator)."""
-
-    multiple: int = 1
-    fixed: int | None = None
-
-
-def size_rule(generator: nn.Module) -> SizeRule:
-    """What input sizes ``generator`` accepts (any size for generators not known here)."""
-    if isinstance(generator, UnetGenerator):
-        return SizeRule(2**generator.num_downs)
-    if isinstance(generator, ResnetGenerator):
-        return SizeRule(4)  # two stride-2 down-samplings
-    if isinstance(generator, UGATITGenerator):
-        return SizeRule(4, None if generator.light else generator.img_size)
-    return SizeRule()
 
 
 @contextmanager

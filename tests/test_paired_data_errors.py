@@ -70,7 +70,9 @@ def test_odd_widths_zero_byte_and_broken_files_are_all_listed(tmp_path: Path) ->
 def test_images_smaller_than_the_crop_are_listed(tmp_path: Path) -> None:
     save_ab(tmp_path / "train" / "small.png", np.zeros((20, 80, 3), np.uint8))
     save_ab(tmp_path / "train" / "big.png", np.zeros((40, 80, 3), np.uint8))
-    with pytest.raises(DataError, match=r"1 file.*small.png \(40x20, smaller than data.crop_size=32\)"):
+    with pytest.raises(
+        DataError, match=r"1 file.*small.png \(40x20, smaller than data.crop_size=32\)"
+    ):
         small_paired_module(tmp_path, preprocess="crop").setup("fit")
 
 

@@ -231,9 +231,7 @@ def test_16bit_mid_grey_stays_mid_grey_through_every_preprocess_mode(
 
 def test_grayscale_input_and_colour_target_channels(tmp_path: Path) -> None:
     path = save_ab(tmp_path / "pair.png", gradient_pair(16))
-    dataset = PairedImageDataset(
-        [Pair("pair", path)], eval_transform(16), "AtoB", channels=(1, 3)
-    )
+    dataset = PairedImageDataset([Pair("pair", path)], eval_transform(16), "AtoB", channels=(1, 3))
     sample = dataset[0]
     assert sample["A"].shape == (1, 16, 16) and sample["B"].shape == (3, 16, 16)
     luma = Image.fromarray(gradient_pair(16)[:, :16]).convert("L")

@@ -26,8 +26,9 @@ time too), ``scale_width_and_crop`` scales the width to ``crop_size`` and takes 
 
 Resizing is Pillow's bicubic filter, as in the reference (torchvision's ``Resize`` on a PIL
 image): it widens its kernel when shrinking, which antialiases. OpenCV's ``INTER_CUBIC`` (used
-here before) does not: on a facades photo shrunk 256 -> 143 it is 32 dB PSNR from Pillow,
-``INTER_AREA`` 42 dB; the output of this module is Pillow's, so it equals the reference's.
+here before) does not. Measured on the 106 facades test photos (mean PSNR against Pillow):
+shrunk 256 -> 143, ``INTER_CUBIC`` 32.4 dB, ``INTER_AREA`` 42.4 dB; enlarged 256 -> 286, 46.6
+and 41.9 dB; this module's resize is Pillow's, identical to the reference (infinite PSNR).
 
 Outputs are CHW float tensors in [-1, 1], the range of the generator's tanh output.
 """

@@ -4,8 +4,6 @@ Importing the package registers the resolvers its configs use, so Hydra's compos
 works from a notebook or a script without importing anything else first.
 """
 
-from pix2pix_lit.config import config_dir, register_resolvers
-
 import os
 
 # albumentations (2.0.x) asks PyPI for a newer release on every import unless this is set:
@@ -13,6 +11,8 @@ import os
 # a firewall drops the request, and a warning on every offline node. Set before any module
 # of the package imports it; a user's own setting wins.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from pix2pix_lit.config import config_dir, register_resolvers  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["config_dir", "register_resolvers"]

@@ -12,7 +12,7 @@ import os
 # of the package imports it; a user's own setting wins.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from pix2pix_lit.config import config_dir, register_resolvers  # noqa: E402
+from pix2pix_lit.config import config_dir, register_resolvers
 
 __version__ = "0.1.0"
 __all__ = ["config_dir", "register_resolvers"]

@@ -111,3 +111,14 @@ def test_train_then_evaluate_runs_and_scores_repeatably(tmp_path: Path) -> None:
     test_pairs = ReferencePairs(root / "test", 32, 32, train=False)
     first, again = score(loaded, test_pairs), score(generator, test_pairs)
     assert first == again and all(math.isfinite(v) for v in first.values())
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _write_pairs(root / "train", 3, 40)
+    schedule = {"seed": 0, "load_size": 36, "crop_size": 32, "n_epochs": 1, "n_epochs_decay": 1}
+    whole = train(root, tmp_path / "whole", **schedule)
+    train(root, tmp_path / "split", max_steps=4, save_every=2, **schedule)
+    resumed = train(root, tmp_path / "split", **schedule)
+    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)

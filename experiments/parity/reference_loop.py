@@ -24,6 +24,8 @@ BCE(D(x, G(x)), 1) + 100·|G(x) − y|₁. Adam 2e-4, β = (0.5, 0.999); the lin
 Usage (from the repository root)::
 
     PYTHONPATH=src python experiments/parity/reference_loop.py --seed 0 --out <run dir>
+
+Run the same command again to continue an interrupted run from its ``resume.pth``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from pix2pix_lit.data.io import list_images
 from pix2pix_lit.networks import PatchDiscriminator, UnetGenerator
@@ -170,6 +172,13 @@ def linear_decay_factor(n_epochs: int, n_epochs_decay: int) -> Callable[[int], f
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
+def epoch_order(num_samples: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of an epoch (the reference's shuffling DataLoader), recomputable
+    from (seed, epoch) so a resumed run continues the same order."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(num_samples, generator=generator).tolist()
+
+
 def train(
     data_root: Path,
     out: Path,
@@ -181,49 +190,74 @@ def train(
     n_epochs: int = 5,
     n_epochs_decay: int = 5,
     max_steps: int | None = None,
+    save_every: int = 100,
 ) -> UnetGenerator:
-    """Train and save ``out/generator.pth`` and ``out/train_log.json`` (epoch means, times)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    """Train and save ``out/generator.pth`` and ``out/train_log.json`` (epoch means, times).
+
+    Every ``save_every`` steps ``out/resume.pth`` holds everything the run needs to continue
+    exactly (weights, optimizers, schedules, position in the epoch, random states); run the
+    same command again to continue from it. ``max_steps`` stops early (for tests).
+    """
     dataset = ReferencePairs(data_root / "train", load_size, crop_size, resize)
-    # batch 1, shuffled; no workers: the draws stay in this process's seeded `random`
-    loader = DataLoader(
-        dataset, batch_size=1, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
     generator, discriminator = build_networks(num_downs=int(np.log2(crop_size)))
-    generator.train()
-    discriminator.train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     rule = linear_decay_factor(n_epochs, n_epochs_decay)
     schedulers = [LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
+    stateful = {"G": generator, "D": discriminator, "opt_G": opt_g, "opt_D": opt_d}
+    stateful.update(sched_G=schedulers[0], sched_D=schedulers[1])
     out.mkdir(parents=True, exist_ok=True)
-    log: list[dict[str, float]] = []
-    steps, start = 0, time.time()
-    for epoch in range(n_epochs + n_epochs_decay):
-        sums: dict[str, float] = {}
-        batches = 0
-        for x, y in loader:
-            losses = reference_step(generator, discriminator, opt_g, opt_d, x, y)
+    resume = out / "resume.pth"
+    state = {"epoch": 0, "position": 0, "steps": 0, "sums": {}, "log": [], "wall_s": 0.0}
+    if resume.is_file():
+        saved = torch.load(resume, weights_only=False)
+        for key, obj in stateful.items():
+            obj.load_state_dict(saved[key])
+        random.setstate(saved["python_random"])
+        torch.set_rng_state(saved["torch_random"])
+        state = saved["progress"]
+    else:
+        random.seed(seed)
+        torch.manual_seed(seed)
+    generator.train()
+    discriminator.train()
+
+    def save() -> None:
+        snapshot = {key: obj.state_dict() for key, obj in stateful.items()}
+        snapshot.update(python_random=random.getstate(), torch_random=torch.get_rng_state())
+        snapshot["progress"] = {**state, "wall_s": state["wall_s"] + time.time() - start}
+        torch.save(snapshot, resume.with_suffix(".part"))
+        resume.with_suffix(".part").replace(resume)
+
+    start = time.time()
+    while state["epoch"] < n_epochs + n_epochs_decay:
+        order = epoch_order(len(dataset), seed, state["epoch"])
+        while state["position"] < len(order):
+            x, y = dataset[order[state["position"]]]
+            losses = reference_step(generator, discriminator, opt_g, opt_d, x[None], y[None])
             for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-            batches += 1
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
+                state["sums"][key] = state["sums"].get(key, 0.0) + value
+            state["position"] += 1
+            state["steps"] += 1
+            if state["steps"] % save_every == 0:
+                save()
+            if max_steps is not None and state["steps"] >= max_steps:
                 break
-        row = {k: v / max(batches, 1) for k, v in sums.items()}
-        row.update(epoch=epoch, lr=opt_g.param_groups[0]["lr"], wall_s=time.time() - start)
-        log.append(row)
+        row = {k: v / state["position"] for k, v in state["sums"].items()}
+        row.update(epoch=state["epoch"], lr=opt_g.param_groups[0]["lr"])
+        row["wall_s"] = state["wall_s"] + time.time() - start
+        state["log"].append(row)
         print(json.dumps(row), flush=True)
+        if max_steps is not None and state["steps"] >= max_steps:
+            break
         # the paper's schedule stepped after each epoch (see experiments/parity/README.md on
         # the reference versions that step it before)
         for scheduler in schedulers:
             scheduler.step()
-        if max_steps is not None and steps >= max_steps:
-            break
+        state.update(epoch=state["epoch"] + 1, position=0, sums={})
+        save()
     torch.save(generator.state_dict(), out / "generator.pth")
-    (out / "train_log.json").write_text(json.dumps(log, indent=2))
+    (out / "train_log.json").write_text(json.dumps(state["log"], indent=2))
     return generator
 
 
@@ -238,6 +272,7 @@ def main() -> None:
     parser.add_argument("--n-epochs", type=int, default=5)
     parser.add_argument("--n-epochs-decay", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -251,6 +286,7 @@ def main() -> None:
         n_epochs=args.n_epochs,
         n_epochs_decay=args.n_epochs_decay,
         max_steps=args.max_steps,
+        save_every=args.save_every,
     )
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_loop import RESIZES, split_halves  # noqa: E402
+from reference_loop import RESIZES, split_halves
 
-from pix2pix_lit.data.io import list_images  # noqa: E402
+from pix2pix_lit.data.io import list_images
 
 
 def differences(root: Path, size: int) -> dict[tuple[str, str], tuple[float, float]]:

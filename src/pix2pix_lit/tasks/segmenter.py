@@ -72,7 +72,9 @@ class Segmenter(L.LightningModule):
         self._confusion += confusion_matrix(predicted, actual, self.palette.num_classes)
 
     def _report(self, prefix: str) -> None:
-        scores = label_scores(self._confusion)
+        # summed over the processes of a data-parallel run (one process: unchanged)
+        confusion = self.trainer.strategy.reduce(self._confusion.to(self.device), reduce_op="sum")
+        scores = label_scores(confusion.cpu())
         self.log_dict({f"{prefix}/{k}": v for k, v in scores.items()})
         self._confusion.zero_()
 

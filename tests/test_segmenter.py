@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from helpers import ONE_BATCH, TWO_CLASSES, run_main, run_tiny, tiny_checkpoint
+from helpers import ONE_BATCH, TWO_CLASSES, compose_run, run_main, run_tiny, tiny_checkpoint
 from pix2pix_lit import evaluate as evaluate_cli
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.metrics import class_indices
@@ -126,3 +126,13 @@ def test_evaluate_reports_the_fcn_score_with_a_segmenter_checkpoint(
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert {"L1", "SSIM", "FCN/pixel_accuracy", "FCN/mean_IoU", "FCN/IoU_window"} <= set(metrics)
     assert 0 <= metrics["FCN/pixel_accuracy"] <= 1
+
+
+def test_segmenter_config_reads_photos_and_keeps_the_test_split_out_of_selection(
+    tmp_path: Path,
+) -> None:
+    cfg = compose_run(["task=segmenter"], tmp_path)
+    assert (cfg.data.direction, cfg.data.val_fallback, cfg.data.crop_size) == ("AtoB", 40, 128)
+    checkpoint = cfg.callbacks.model_checkpoint
+    assert (checkpoint.monitor, checkpoint.mode) == ("val/mean_IoU", "max")
+    assert cfg.task.palette.name == "facades" and len(cfg.task.palette.classes) == 12

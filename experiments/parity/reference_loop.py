@@ -18,7 +18,7 @@ The reference step (``Pix2PixModel.optimize_parameters``): G(x) once; D step on
 BCE(D(x, G(x)), 1) + 100·|G(x) − y|₁. Adam 2e-4, β = (0.5, 0.999); the linear-decay factor
 1 − max(0, e + 1 − n)/(n_decay + 1) after e finished epochs.
 
-``resize`` swaps step 3's filter for OpenCV's (``cv2_cubic``: the framework's current
+``resize`` swaps step 3's filter for OpenCV's (``cv2_cubic``: the framework's until 2026-11-30,
 ``cv2.INTER_CUBIC``, no antialiasing; ``cv2_area``) to measure the filter alone.
 
 Usage (from the repository root)::

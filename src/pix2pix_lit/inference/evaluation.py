@@ -36,6 +36,7 @@ from pix2pix_lit.metrics import (
     label_scores,
     per_class_scores,
 )
+from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.utils.images import save_png, to_uint8
 
@@ -135,13 +136,15 @@ def evaluate(
     palette: Palette | None = None,
     distribution: DistributionScores | None = None,
     total: int | None = None,
+    fcn: FCNScore | None = None,
 ) -> Evaluation:
     """Translate every batch (``{"A", "B", "A_path"}``) with ``task.generate``; score it.
 
     Writes ``output_dir/images/<name>_{input,output,target}.png`` (``name``: the file name of
     ``A_path`` without extension). ``seed`` seeds torch's generator first (restored after), so
     the paper protocol's dropout draws the same noise on every run. ``total`` (the number of
-    images) sizes the progress bar.
+    images) sizes the progress bar. ``fcn`` scores the outputs against the inputs (label maps
+    → photo) with a segmenter: the FCN-score.
     """
     images_dir = Path(output_dir) / IMAGES_DIR
     result = Evaluation()
@@ -157,6 +160,8 @@ def evaluate(
             confusions = None if palette is None else _confusions(outputs, targets, palette)
             if distribution is not None:
                 distribution.update(outputs, targets)
+            if fcn is not None:
+                fcn.update(outputs, inputs)
             for i, path in enumerate(batch["A_path"]):
                 name = Path(path).stem
                 for role, images in zip(ROLES, (inputs, outputs, targets), strict=True):
@@ -172,6 +177,8 @@ def evaluate(
             fid, unavailable = distribution.compute()
             result.metrics.update(fid)
             result.unavailable.update(unavailable)
+        if fcn is not None:
+            result.metrics.update(fcn.compute())
     if not result.per_image:
         raise DataError(f"the evaluated split has no images (output_dir={output_dir})")
     # Label scores of the split come from its summed confusion matrix (as the FCN-score's
@@ -340,6 +347,8 @@ def run_evaluation(cfg: DictConfig) -> Path:
     palette = resolve_palette(OmegaConf.to_container(cfg.palette), {**data, "direction": direction})
     # Built before the generator runs, so a missing FID extra fails fast.
     distribution = DistributionScores(weights_path=cfg.fid_weights) if cfg.fid else None
+    segmenter = cfg.get("segmenter_ckpt")
+    fcn = FCNScore.from_checkpoint(segmenter, task.device) if segmenter else None
 
     datamodule = instantiate(OmegaConf.create(data))
     datamodule.prepare_data()
@@ -368,6 +377,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
         palette=palette,
         distribution=distribution,
         total=len(datamodule.test_set),
+        fcn=fcn,
     )
     info = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),

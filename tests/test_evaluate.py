@@ -273,3 +273,13 @@ def test_metrics_name_the_direction_of_cyclegans_generator(
         out = tmp_path / f"eval{i}"
         assert run_main(evaluate_cli.main, f"ckpt_path={ckpt}", f"output_dir={out}", *args) is None
         assert json.loads((out / "metrics.json").read_text())["direction"] == expected, args
+
+
+def test_a_bad_data_value_is_one_line(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data module's own check, raised inside its constructor, reaches the user as its one
+    line (Hydra's instantiate would wrap it in an InstantiationException)."""
+    monkeypatch.chdir(tmp_path)
+    message = run_main(evaluate_cli.main, f"ckpt_path={ckpt}", "data.direction=CtoD")
+    assert message == "error: data.direction='CtoD' is not valid; use one of AtoB, BtoA"

@@ -115,6 +115,10 @@ class UGATITGenerator(nn.Module):
             ]
         decoder += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, bias=False), nn.Tanh()]
         self.decoder = nn.Sequential(*decoder)
+        # Departure from the official code, which keeps PyTorch's default (Kaiming-uniform)
+        # initialisation: N(0, 0.02) like every other network here (pix2pix, CycleGAN), so a
+        # comparison between the tasks does not also compare initialisations; init_type picks
+        # another scheme.
         init_weights(self, init_type, init_gain)
 
     def size_rule(self) -> SizeRule:
@@ -187,6 +191,9 @@ class UGATITDiscriminator(nn.Module):
             nn.ReflectionPad2d(1), nn.Conv2d(channels_in, 1, 4, bias=False)
         )
         init_weights(self, init_type, init_gain)
+        # Departure from the official code: it leaves the CAM's 1×1 convolution without
+        # spectral norm. We normalise every layer, so D's Lipschitz bound (the reason for
+        # spectral norm, Miyato et al. 2018) holds for the whole network.
         add_spectral_norm(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

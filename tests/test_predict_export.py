@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -224,14 +225,24 @@ def test_export_cli_writes_the_file_and_refuses_bad_requests(
 # -- predict: images that cannot be translated, reruns -----------------------------------
 
 
-def test_images_the_generator_cannot_translate_are_skipped_and_counted(tmp_path: Path) -> None:
-    """1x1 and 2x2 images reach the ResNet generator's bottleneck as one pixel, where its
-    reflection padding and instance norm fail: skipped like unreadable ones, the rest go on."""
+@pytest.mark.parametrize(
+    "network",
+    [
+        lambda: ResnetGenerator(ngf=4, n_blocks=1),
+        lambda: UGATITGenerator(ngf=4, n_blocks=1, img_size=16, light=True),
+    ],
+    ids=["resnet", "ugatit_light"],
+)
+def test_images_the_generator_cannot_translate_are_skipped_and_counted(
+    tmp_path: Path, network: Callable[[], torch.nn.Module]
+) -> None:
+    """1x1 and 2x2 images reach the generator's bottleneck as one pixel, where reflection
+    padding and instance norm fail: skipped like unreadable ones, the rest go on."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name, (height, width) in {"a1": (1, 1), "b2": (2, 2), "c": (16, 16), "d": (9, 13)}.items():
         write_image(inputs / f"{name}.png", height, width)
-    generator = LoneGenerator(ResnetGenerator(ngf=4, n_blocks=1), {}, "paper")
+    generator = LoneGenerator(network(), {}, "paper")
     summary = predict_folder(generator, inputs, tmp_path / "out", batch_size=1)
     assert [p.name for p in summary.written] == ["c.png", "d.png"]
     assert [p.name for p, _ in summary.untranslatable] == ["a1.png", "b2.png"]

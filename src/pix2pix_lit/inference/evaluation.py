@@ -37,6 +37,7 @@ from pix2pix_lit.metrics import (
     per_class_scores,
 )
 from pix2pix_lit.metrics.fcn_score import FCNScore
+from pix2pix_lit.networks import size_rule
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.utils.images import save_png, to_uint8
 
@@ -351,6 +352,10 @@ def run_evaluation(cfg: DictConfig) -> Path:
     fcn = FCNScore.from_checkpoint(segmenter, task.device) if segmenter else None
 
     datamodule = instantiate(OmegaConf.create(data))
+    if getattr(datamodule, "size_multiple", 1) is None:
+        # What a Trainer gives it in validation: the generator's own size rule, to which
+        # preprocess=none|scale_width bring every image (data.size_multiple overrides it).
+        datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
     split_dir = Path(datamodule.root) / datamodule.test_split
     if not split_dir.is_dir():

@@ -37,6 +37,7 @@ from pix2pix_lit.metrics import (
     label_scores,
     per_class_scores,
 )
+from pix2pix_lit.networks.shapes import size_rule
 from pix2pix_lit.prediction import repeatable_noise
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.utils.images import save_png, to_uint8
@@ -338,10 +339,13 @@ def run_evaluation(cfg: DictConfig) -> Path:
     # Built before the generator runs, so a missing FID extra fails fast.
     distribution = DistributionScores(weights_path=cfg.fid_weights) if cfg.fid else None
 
+    if data.get("size_multiple") is None:
+        # native sizes (data.preprocess=none, scale_width) follow the generator's size rule
+        data["size_multiple"] = size_rule(task.translation_network()).multiple
     datamodule = instantiate(data)
     datamodule.prepare_data()
     split_dir = Path(datamodule.root) / datamodule.test_split
-    if not split_dir.is_dir():
+    if not datamodule.has_split(datamodule.test_split):
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
         raise DataError(
             f"data.split={datamodule.test_split}: {split_dir} does not exist; "

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import save_ab, small_paired_module
+from helpers import read_metrics, run_tiny, save_ab, small_paired_module
 from pix2pix_lit.data import UnpairedImageDataModule
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.networks import ResnetGenerator, UnetGenerator
@@ -221,3 +221,12 @@ def test_unpaired_cyclegan_folders_recurse_and_ignore_hidden_files(tmp_path: Pat
     sample = module.train_set[1]
     assert sample["A"].shape == (3, 32, 32) and sample["B"].shape == (1, 32, 32)
     assert sample["A_path"].endswith(str(Path("more") / "b.JPG"))
+
+
+def test_grayscale_to_colour_trains_end_to_end(tmp_path: Path) -> None:
+    """model.in_channels=1: the data follows (data.in_channels interpolates it), and a tiny
+    run trains, validates and draws its image grid."""
+    run_tiny(tmp_path, "model.in_channels=1", "trainer.max_epochs=1",
+             "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+             "trainer.num_sanity_val_steps=0")  # fmt: skip
+    assert any(row.get("val/L1") for row in read_metrics(tmp_path / "run"))

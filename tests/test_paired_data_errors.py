@@ -94,7 +94,11 @@ def test_truncated_images_are_found_by_the_scan_not_mid_epoch(tmp_path: Path) ->
 
 def test_missing_fallback_split_names_the_key(no_val_root: Path) -> None:
     module = small_paired_module(no_val_root, val_fallback="holdout")
-    with pytest.raises(DataError, match=r"no 'holdout/' folder .*data.val_fallback"):
+    with pytest.raises(
+        DataError,
+        match=r"no 'holdout/' folder \(found: test/, train/\).*data.val_fallback=N "
+        r"\(e.g. 20\) to hold N of the 'train/' images out",
+    ):
         module.setup("fit")
 
 

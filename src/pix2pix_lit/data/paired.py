@@ -483,14 +483,15 @@ class PairedImageDataModule(LightningDataModule):
             )
         return self._found_pairs(self.pair_layout.find(folder), folder)
 
-    def _has_split(self, split: str) -> bool:
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` exists: a split folder, or a split drawn from the one folder."""
         if self._one_folder:
             return split in (self.train_split, self.test_split)
         return (self.root / split).is_dir()
 
     def _train_and_val_pairs(self) -> tuple[list[Pair], list[Pair]]:
         train = self._pairs(self.train_split, "data.train_split")
-        if not self._one_folder and self._has_split(self.val_split):
+        if not self._one_folder and self.has_split(self.val_split):
             return train, self._pairs(self.val_split, "data.val_split")
         fallback = self.val_fallback
         if isinstance(fallback, str):

@@ -358,7 +358,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
         datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
     split_dir = Path(datamodule.root) / datamodule.test_split
-    if not split_dir.is_dir():
+    if not datamodule.has_split(datamodule.test_split):
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
         raise DataError(
             f"data.split={datamodule.test_split}: {split_dir} does not exist; "

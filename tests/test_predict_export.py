@@ -13,6 +13,7 @@ from PIL import Image
 from helpers import cli, run_main, tiny_checkpoint
 from pix2pix_lit import export as export_cli
 from pix2pix_lit import predict as predict_cli
+from pix2pix_lit.data.transforms import resize
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference.checkpoint import LoneGenerator, load_task
 from pix2pix_lit.inference.export import (
@@ -288,3 +289,26 @@ def test_a_rerun_continues_where_the_last_one_stopped(
         ), name
     with pytest.raises(ConfigError, match=f"output_dir={out} already holds 5 of the outputs"):
         predict_folder(task, inputs, out, batch_size=2, seed=1)
+
+
+def test_resizing_is_the_data_pipelines_resize() -> None:
+    """Pillow's bicubic, antialiased when shrinking, as training saw its images."""
+    image = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    fit = fit_size((300, 200), SizeRule(64), resize_to=128)
+    assert np.array_equal(fit.apply(image), resize(image, (128, 128)))
+
+
+def test_a_grayscale_input_generator_reads_images_as_grayscale(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(inputs / "colour.png", 32, 32)
+    unet = UnetGenerator(1, 3, num_downs=5, ngf=4)
+    generator = LoneGenerator(unet, {"in_channels": 1}, "standard")
+    summary = predict_folder(generator, inputs, tmp_path / "out")
+    assert [p.name for p in summary.written] == ["colour.png"], str(summary)
+    gray = np.array(Image.open(inputs / "colour.png").convert("L"))[None, None]
+    with torch.no_grad():
+        expected = to_uint8(unet.eval()(torch.from_numpy(gray).float() / 127.5 - 1))
+    assert np.array_equal(
+        np.asarray(Image.open(summary.written[0])), expected[0].permute(1, 2, 0).numpy()
+    )

@@ -34,6 +34,7 @@ from pix2pix_lit.data.sampling import ResumableRandomSampler
 from pix2pix_lit.data.scan import scan_images
 from pix2pix_lit.data.transforms import FIXED_SIZE_MODES, PairTransform, Preprocess, Size
 from pix2pix_lit.errors import ConfigError, DataError
+from pix2pix_lit.networks.shapes import size_rule
 
 DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
 COMBINED = CombinedLayout()
@@ -524,8 +525,6 @@ class PairedImageDataModule(LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         if module is None or not hasattr(module, "translation_network"):
             return 1
-        from pix2pix_lit.networks.shapes import size_rule
-
         rule = size_rule(module.translation_network())
         if self.preprocess in FIXED_SIZE_MODES and self.crop_size % rule.multiple:
             raise ConfigError(

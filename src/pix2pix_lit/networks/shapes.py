@@ -1,7 +1,5 @@
-"""Input sizes the networks accept: the one place that states each generator's size rule, and
-the check that turns an opaque shape mismatch into an actionable error."""
-
-from __future__ import annotations
+"""Input-size rules of the networks, and checks that turn an opaque shape mismatch into an
+actionable error."""
 
 from dataclasses import dataclass
 
@@ -12,33 +10,18 @@ from pix2pix_lit.errors import ConfigError
 
 @dataclass(frozen=True)
 class SizeRule:
-    """The input sizes a generator accepts: sides divisible by ``multiple``; with ``fixed``,
-    only ``fixed`` x ``fixed`` (U-GAT-IT's full generator)."""
+    """The input sizes a network accepts: height and width divisible by ``multiple``; with
+    ``fixed``, only ``fixed`` x ``fixed``."""
 
     multiple: int = 1
     fixed: int | None = None
 
 
-def size_rule(generator: nn.Module) -> SizeRule:
-    """What input sizes ``generator`` accepts (any size for generators not known here).
-
-    U-Net with ``num_downs`` levels: multiples of ``2**num_downs`` (U-Net256: 256, U-Net128:
-    128); ResNet generators: multiples of 4 (two stride-2 down-samplings); U-GAT-IT: multiples
-    of 4, and exactly ``img_size`` for its full (non-light) variant. The data modules
-    (``data.preprocess=none``/``scale_width``), evaluate and predict all use this.
-    """
-    # Imported here: the generator modules import this one for require_divisible_size.
-    from pix2pix_lit.networks.resnet import ResnetGenerator
-    from pix2pix_lit.networks.ugatit import UGATITGenerator
-    from pix2pix_lit.networks.unet import UnetGenerator
-
-    if isinstance(generator, UnetGenerator):
-        return SizeRule(2**generator.num_downs)
-    if isinstance(generator, ResnetGenerator):
-        return SizeRule(4)
-    if isinstance(generator, UGATITGenerator):
-        return SizeRule(4, None if generator.light else generator.img_size)
-    return SizeRule()
+def size_rule(net: nn.Module) -> SizeRule:
+    """The rule ``net`` states with its ``size_rule()`` method; any size for a network without
+    one. Every command asks this rather than knowing network classes."""
+    state = getattr(net, "size_rule", None)
+    return state() if callable(state) else SizeRule()
 
 
 def require_divisible_size(x: Tensor, factor: int, network: str) -> None:

@@ -159,6 +159,25 @@ def test_mixed_sizes_need_batch_size_1_with_native_sizes(tmp_path: Path) -> None
     assert len(set(widths)) == 3 and all(40 <= w <= 43 for w in widths)
 
 
+def test_evaluation_batches_are_bucketed_by_size(tmp_path: Path) -> None:
+    root = _one_folder(tmp_path, count=3)  # 40, 41, 42 wide
+    for i in range(3, 6):  # three more of width 40
+        _save(root / f"cmp_x{i}.jpg", i, size=(40, 48))
+        _save(root / f"cmp_x{i}.png", 200, size=(40, 48))
+    listing = tmp_path / "test.txt"
+    listing.write_text("cmp_0000\ncmp_0001\ncmp_0002\ncmp_x3\ncmp_x4\n")
+    module = small_paired_module(
+        root, preprocess="none", test_list=listing, batch_size=1, val_batch_size=2, **ONE_FOLDER
+    )
+    module.setup("test")
+    widths = [batch["A"].shape[-1] for batch in module.test_dataloader()]
+    counts = [len(batch["A"]) for batch in module.test_dataloader()]
+    # three of width 40 (cmp_0000, cmp_x3, cmp_x4): a batch of 2 and one of 1; 41 and 42 alone
+    assert sorted(zip(widths, counts, strict=True)) == [(40, 1), (40, 2), (41, 1), (42, 1)]
+    paths = [p for batch in module.test_dataloader() for p in batch["A_path"]]
+    assert sorted(paths) == sorted(str(p.a) for p in module.test_set.pairs)
+
+
 class _FakeTask:
     def __init__(self, generator: torch.nn.Module) -> None:
         self.generator = generator

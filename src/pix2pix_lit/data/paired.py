@@ -30,7 +30,7 @@ from pix2pix_lit.data.layouts import (
     make_layout,
     split_halves,
 )
-from pix2pix_lit.data.sampling import ResumableRandomSampler
+from pix2pix_lit.data.sampling import ResumableRandomSampler, SizeBatches
 from pix2pix_lit.data.scan import scan_images
 from pix2pix_lit.data.transforms import FIXED_SIZE_MODES, PairTransform, Preprocess, Size
 from pix2pix_lit.errors import ConfigError, DataError
@@ -541,11 +541,12 @@ class PairedImageDataModule(LightningDataModule):
         )
         return PairTransform(preprocess, train)
 
-    def _dataset(self, pairs: list[Pair], train: bool, key: str) -> PairedImageDataset:
+    def _dataset(self, pairs: list[Pair], train: bool) -> PairedImageDataset:
         dataset = PairedImageDataset(
             pairs, self._transform(train), self.direction, self.pair_layout, self.channels
         )
-        self._check_batchable(dataset, train, key)
+        if train:
+            self._check_batchable(dataset)
         return dataset
 
     def sample_sizes(self, dataset: PairedImageDataset, train: bool) -> list[Size]:
@@ -553,15 +554,16 @@ class PairedImageDataModule(LightningDataModule):
         preprocess = dataset.transform.preprocess
         return [preprocess.output_size(self._pair_sizes[pair.a], train) for pair in dataset.pairs]
 
-    def _check_batchable(self, dataset: PairedImageDataset, train: bool, key: str) -> None:
-        batch_size = self.batch_size if train else self.val_batch_size
-        if batch_size == 1 or self.preprocess in FIXED_SIZE_MODES:
+    def _check_batchable(self, train_set: PairedImageDataset) -> None:
+        # Evaluation batches are bucketed by size (SizeBatches); training batches are not,
+        # as the resumable sampler counts its position in samples of one shuffled order.
+        if self.batch_size == 1 or self.preprocess in FIXED_SIZE_MODES:
             return
-        sizes = Counter(self.sample_sizes(dataset, train))
+        sizes = Counter(self.sample_sizes(train_set, train=True))
         if len(sizes) > 1:
             common = [f"{w}x{h} ({n})" for (w, h), n in sizes.most_common()]
             raise ConfigError(
-                f"data.{key}={batch_size} with data.preprocess={self.preprocess}: the samples "
+                f"data.batch_size={self.batch_size} with data.preprocess={self.preprocess}: the samples "
                 f"come in {len(sizes)} sizes ({listed(common, 4)}) and a batch holds one size; "
                 "use batch size 1, or a mode with a fixed size (resize_and_crop, "
                 "scale_width_and_crop, crop)"
@@ -572,12 +574,12 @@ class PairedImageDataModule(LightningDataModule):
         """Scan the splits needed for ``stage`` (all of them when ``None``)."""
         if stage in (None, "fit", "validate") and self.train_set is None:
             train, val = self._train_and_val_pairs()
-            self.train_set = self._dataset(train, True, "batch_size")
-            self.val_set = self._dataset(val, False, "val_batch_size")
+            self.train_set = self._dataset(train, True)
+            self.val_set = self._dataset(val, False)
             rank_zero_info(f"data: {len(train)} training and {len(val)} validation pairs")
         if stage in (None, "test", "predict") and self.test_set is None:
             test = self._pairs(self.test_split, "data.test_split")
-            self.test_set = self._dataset(test, False, "val_batch_size")
+            self.test_set = self._dataset(test, False)
             rank_zero_info(f"data: {len(test)} test pairs")
 
     def _loader(
@@ -585,13 +587,18 @@ class PairedImageDataModule(LightningDataModule):
         dataset: Dataset | None,
         batch_size: int,
         sampler: ResumableRandomSampler | None = None,
+        batch_sampler: SizeBatches | None = None,
     ) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders")
+        batching: dict[str, Any] = (
+            {"batch_sampler": batch_sampler}
+            if batch_sampler is not None
+            else {"batch_size": batch_size, "sampler": sampler}
+        )
         return DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
+            **batching,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
@@ -617,13 +624,24 @@ class PairedImageDataModule(LightningDataModule):
             self._sampler.load_state_dict(self._sampler_state)
         return self._loader(self.train_set, self.batch_size, self._sampler)
 
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
+        """Batches of ``val_batch_size``, bucketed by size when samples keep their own sizes."""
+        if (
+            not isinstance(dataset, PairedImageDataset)
+            or self.val_batch_size == 1
+            or self.preprocess in FIXED_SIZE_MODES
+        ):
+            return self._loader(dataset, self.val_batch_size)
+        batches = SizeBatches(self.sample_sizes(dataset, train=False), self.val_batch_size)
+        return self._loader(dataset, self.val_batch_size, batch_sampler=batches)
+
     def val_dataloader(self) -> DataLoader:
         """Validation batches (from the fallback when there is no val split)."""
-        return self._loader(self.val_set, self.val_batch_size)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
-        return self._loader(self.test_set, self.val_batch_size)
+        return self._eval_loader(self.test_set)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training sampler stands, saved in checkpoints by Lightning."""

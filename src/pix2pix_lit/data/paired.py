@@ -19,6 +19,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from pix2pix_lit.data.augment import PairAugment
 from pix2pix_lit.data.download import fetch_dataset, preparing
 from pix2pix_lit.data.io import check_channels, to_channels
 from pix2pix_lit.data.layouts import (
@@ -169,6 +170,8 @@ class PairedImageDataModule(LightningDataModule):
         scan_cache: folder keeping scan results between starts (keyed by file size and
             modification time); ``None``: scan every time.
         scan_workers: threads reading files in the scan (default: two per CPU core).
+        augment: albumentations transforms run on A and B with one draw after the
+            preprocessing, in training only (:mod:`pix2pix_lit.data.augment`).
     """
 
     def __init__(
@@ -208,6 +211,7 @@ class PairedImageDataModule(LightningDataModule):
         verify_images: bool = True,
         scan_cache: str | Path | None = None,
         scan_workers: int | None = None,
+        augment: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         _check_direction(direction)
@@ -243,6 +247,7 @@ class PairedImageDataModule(LightningDataModule):
         self.verify_images = verify_images
         self.scan_cache = scan_cache
         self.scan_workers = scan_workers
+        self.augment = PairAugment(augment) if augment else None
         # Drawn from the global generator once, so seed_everything fixes every epoch's order.
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self._sampler: ResumableRandomSampler | None = None
@@ -539,7 +544,7 @@ class PairedImageDataModule(LightningDataModule):
         preprocess = Preprocess(
             self.preprocess, self.load_size, self.crop_size, flip, self._multiple()
         )
-        return PairTransform(preprocess, train)
+        return PairTransform(preprocess, train, self.augment)
 
     def _dataset(self, pairs: list[Pair], train: bool) -> PairedImageDataset:
         dataset = PairedImageDataset(

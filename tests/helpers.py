@@ -45,6 +45,10 @@ ONE_BATCH = [
     "trainer.num_sanity_val_steps=0",
 ]
 
+# A resume that trains further than the run it continues (which stopped at an earlier
+# trainer.max_epochs): a change of setting a resume must allow.
+ALLOW_MAX_EPOCHS = "resume.allow=[trainer.max_epochs]"
+
 
 def compose_run(overrides: list[str], out: Path) -> DictConfig:
     """Compose like the CLI does, with the run dir at ``out``."""

@@ -19,7 +19,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
-from helpers import ONE_BATCH, compose_run, read_metrics, run_tiny
+from helpers import ALLOW_MAX_EPOCHS, ONE_BATCH, compose_run, read_metrics, run_tiny
 from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, DataError, TrainingDivergedError
 from pix2pix_lit.run import explain_loader_failures, train
@@ -265,10 +265,11 @@ def test_a_resumed_run_keeps_the_metrics_of_its_earlier_sessions(tmp_path: Path)
     run_tiny(tmp_path, *common, "trainer.max_epochs=1")
     first = read_metrics(run)
     shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path / "epoch0.ckpt")
-    run_tiny(tmp_path, *common, "trainer.max_epochs=2", "ckpt_path=last")
+    run_tiny(tmp_path, *common, "trainer.max_epochs=2", "ckpt_path=last", ALLOW_MAX_EPOCHS)
     both = read_metrics(run)
     assert both[: len(first)] == first, "the first session's rows are kept"
     assert [r["epoch"] for r in both[len(first) :]] == ["1"] * len(first)
     # resuming from an older checkpoint replaces the rows logged after it, once
-    run_tiny(tmp_path, *common, "trainer.max_epochs=2", f"ckpt_path={tmp_path / 'epoch0.ckpt'}")
+    resume_epoch0 = (f"ckpt_path={tmp_path / 'epoch0.ckpt'}", ALLOW_MAX_EPOCHS)
+    run_tiny(tmp_path, *common, "trainer.max_epochs=2", *resume_epoch0)
     assert read_metrics(run) == both

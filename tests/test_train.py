@@ -12,7 +12,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run, read_metrics, run_tiny
+from helpers import (
+    ALLOW_MAX_EPOCHS,
+    CONF,
+    ONE_BATCH,
+    TINY,
+    TINY_UNET,
+    cli,
+    compose_run,
+    read_metrics,
+    run_tiny,
+)
 
 # -- configs -----------------------------------------------------------------------------
 
@@ -162,7 +172,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     run_tiny(tmp_path, *common, out="full")
     run_tiny(tmp_path, *common, "trainer.max_epochs=2", out="part")
     part_ckpt = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    run_tiny(tmp_path, *common, f"ckpt_path={part_ckpt}", out="resumed")
+    run_tiny(tmp_path, *common, f"ckpt_path={part_ckpt}", ALLOW_MAX_EPOCHS, out="resumed")
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=False)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["epoch"] == full["epoch"] == 2

@@ -35,11 +35,12 @@ def _list_keys(keys: list[str]) -> str:
     return listed + (f" and {more} more" if more > 0 else "")
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+def read_checkpoint(ckpt_path: str | Path, weights: bool = True) -> dict[str, Any]:
     """Load a pix2pix_lit checkpoint's dict on the CPU, checking it is one.
 
     Loaded with ``weights_only=True`` (tensors and plain python types only), so a checkpoint
-    from elsewhere cannot run code when it is opened.
+    from elsewhere cannot run code when it is opened. ``weights=False`` maps the tensors
+    from the file instead of reading them (for its config and counters: no time, no memory).
     """
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
@@ -54,7 +55,7 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
             "torch.save (those are zip archives); pass a .ckpt file of a training run"
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=not weights)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         raise DataError(
             f"ckpt_path={path} is not a pix2pix_lit checkpoint: torch.load cannot read it "

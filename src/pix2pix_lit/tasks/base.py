@@ -153,7 +153,7 @@ class TranslationTask(L.LightningModule):
                 )
 
     def snapshot_buffers(self, *modules: nn.Module) -> list[Tensor] | None:
-        """Copies of the floating-point buffers (batch-norm statistics) of ``modules``.
+        """Copies of the buffers of ``modules``: batch-norm statistics and their counters.
 
         A batch whose loss turns out non-finite has already pushed its NaNs into the
         running statistics during the forward pass; skipping the optimizer step alone
@@ -161,7 +161,7 @@ class TranslationTask(L.LightningModule):
         """
         if self.nonfinite_patience == 0:
             return None
-        buffers = _float_buffers(modules)
+        buffers = _buffers(modules)
         saved = self._buffer_snapshot
         if [(b.shape, b.device) for b in saved] != [(b.shape, b.device) for b in buffers]:
             saved = self._buffer_snapshot = [b.detach().clone() for b in buffers]
@@ -173,7 +173,7 @@ class TranslationTask(L.LightningModule):
 
     @staticmethod
     def restore_buffers(snapshot: list[Tensor], *modules: nn.Module) -> None:
-        buffers = _float_buffers(modules)
+        buffers = _buffers(modules)
         if buffers:  # instance-norm networks have none
             with torch.no_grad():
                 torch._foreach_copy_(buffers, snapshot)
@@ -256,7 +256,9 @@ class TranslationTask(L.LightningModule):
     def on_train_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         size = len(dataset) if dataset is not None else None
-        log.info("Training on %s samples a epoch", size)
+        if size is not None:
+            batches = self.trainer.num_training_batches
+            log.info("Training split: %d samples, %s batches an epoch", size, batches)
         if self.trainer.ckpt_path is None:
             return
         self.apply_config_to_restored_states()
@@ -349,6 +351,10 @@ class TranslationTask(L.LightningModule):
     def on_validation_end(self) -> None:
         restore_rng_states(self._training_rng_states)
 
+    # the test split's scores, too, do not depend on what ran before (test=true after fit)
+    on_test_start = on_validation_start
+    on_test_end = on_validation_end
+
     def on_validation_epoch_start(self) -> None:
         # Recorded next to the metrics so every run says which protocol produced them.
         self.log("val/inference_paper", float(self.inference == "paper"), on_epoch=True)
@@ -406,8 +412,8 @@ def _shape_error(network: nn.Module, channels: int, size: int) -> Exception | No
     return None
 
 
-def _float_buffers(modules: Iterable[nn.Module]) -> list[Tensor]:
-    return [b for m in modules for b in m.buffers() if b.is_floating_point()]
+def _buffers(modules: Iterable[nn.Module]) -> list[Tensor]:
+    return [b for m in modules for b in m.buffers()]
 
 
 def collect_rng_states() -> dict[str, Any]:

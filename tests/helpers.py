@@ -82,6 +82,16 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def tiny_cli(tmp_path: Path) -> list[str]:
+    """Command-line arguments of the tiny setup, with data and logs under ``tmp_path``."""
+    return [
+        *TINY,
+        *TINY_UNET,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
+
+
 def cli(
     *args: str, cwd: Path, module: str = "pix2pix_lit.train", timeout: int = 600
 ) -> subprocess.CompletedProcess:

@@ -388,7 +388,9 @@ def test_test_true_evaluates_the_best_checkpoint_on_the_test_split(tmp_path: Pat
     metrics = run_tiny(tmp_path, *common, "test=true")
     checkpoints = tmp_path / "run" / "checkpoints"
     cfg = compose_run([*TINY, f"paths.data_dir={tmp_path / 'data'}"], tmp_path / "check")
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False
+    )
 
     def test_l1(ckpt: Path) -> float:
         return trainer.test(load_task(ckpt), datamodule=instantiate(cfg.data))[0]["test/L1"]

@@ -26,6 +26,7 @@ from helpers import (
     compose_run,
     read_metrics,
     run_tiny,
+    tiny_cli,
 )
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.resume import resolve_ckpt_path
@@ -218,15 +219,8 @@ def test_input_sizes_are_checked_against_every_network_before_training(tmp_path:
 
 
 def test_a_run_that_never_validated_exits_0_with_a_warning(tmp_path: Path) -> None:
-    out = cli(
-        *TINY,
-        *TINY_UNET,
-        "++trainer.max_steps=2",
-        "trainer.num_sanity_val_steps=0",
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        cwd=tmp_path,
-    )
+    out = cli(*tiny_cli(tmp_path), "++trainer.max_steps=2", "trainer.num_sanity_val_steps=0",
+              cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "optimized_metric='val/L1' was not logged" in out.stdout + out.stderr
 

@@ -22,6 +22,7 @@ from helpers import (
     compose_run,
     read_metrics,
     run_tiny,
+    tiny_cli,
 )
 
 # -- configs -----------------------------------------------------------------------------
@@ -205,15 +206,6 @@ def test_standard_inference_and_l1_only_row(tmp_path: Path) -> None:
 
 
 # -- command line ------------------------------------------------------------------------
-
-
-def tiny_cli(tmp_path: Path) -> list[str]:
-    return [
-        *TINY,
-        *TINY_UNET,
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-    ]
 
 
 def test_cli_help_and_cfg_job_show_the_composed_config(tmp_path: Path) -> None:

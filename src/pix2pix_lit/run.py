@@ -103,9 +103,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    validate_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     with own_run_folder(run_dir):
+        # A new folder gets its record at once: a job that fails to start still says what it
+        # ran (and a sweep's report lists it). A folder with a record keeps it until this run
+        # is accepted (below and in _fit_and_test).
+        write_record(run_dir, cfg, keep_existing=True)
+        validate_config(cfg)
         ckpt_path = None
         if cfg.get("train", True):
             ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
@@ -139,7 +143,7 @@ def _fit_and_test(cfg: DictConfig, ckpt_path: str | None) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.strategy.checkpoint_io = AtomicCheckpointIO()
     # the run is accepted: record what it runs (Hydra's own record is turned off, see run_folder)
-    write_record(cfg.paths.output_dir, cfg)
+    write_record(cfg.paths.output_dir, cfg, keep_existing=not cfg.get("train", True))
     for logger in loggers:
         logger.log_hyperparams(task.run_config)
 

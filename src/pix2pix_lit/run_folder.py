@@ -92,14 +92,18 @@ def refuse_to_overwrite_checkpoints(run_dir: str | Path) -> None:
         )
 
 
-def write_record(run_dir: str | Path, cfg: DictConfig) -> None:
+def write_record(run_dir: str | Path, cfg: DictConfig, keep_existing: bool = False) -> None:
     """Write Hydra's record of the run into ``run_dir/.hydra``, as Hydra would have: the
     config (``config.yaml``), Hydra's settings (``hydra.yaml``) and the command-line
-    overrides (``overrides.yaml``). Nothing outside a Hydra run (the Python API)."""
+    overrides (``overrides.yaml``). ``keep_existing``: leave a record already there (a
+    session that does not train must not replace the record of the one that did). Nothing
+    outside a Hydra run (the Python API)."""
+    folder = Path(run_dir) / RECORD_DIR
     if not HydraConfig.initialized() or not is_first_process():
         return
+    if keep_existing and (folder / "config.yaml").is_file():
+        return
     hydra = HydraConfig.instance().cfg
-    folder = Path(run_dir) / RECORD_DIR
     for name, node in (
         ("config.yaml", cfg),
         ("hydra.yaml", hydra),

@@ -247,10 +247,13 @@ class TranslationTask(L.LightningModule):
                 raise error
             fits = next((s for s in (2**k for k in range(3, 13)) if s > size and
                          _shape_error(network, channels, s) is None), None)  # fmt: skip
-            hint = f"; the smallest power of two it takes is {fits}" if fits else ""
+            if fits is None:
+                # no size works: not a size problem (an operation without a meta version);
+                # training will show the real error
+                continue
             raise ConfigError(
                 f"{key}={size} is too small for the {name} ({type(network).__name__}): "
-                f"{str(error).splitlines()[0]}{hint}"
+                f"{str(error).splitlines()[0]}; the smallest power of two it takes is {fits}"
             )
 
     def on_train_start(self) -> None:
@@ -407,6 +410,8 @@ def _shape_error(network: nn.Module, channels: int, size: int) -> Exception | No
                for name, t in (*network.named_parameters(), *network.named_buffers())}  # fmt: skip
     try:
         functional_call(network, tensors, (torch.empty(1, channels, size, size, device="meta"),))
+    except NotImplementedError:
+        return None  # an operation without a meta version: nothing to say about the size
     except (RuntimeError, ValueError) as err:
         return err
     return None

@@ -170,5 +170,6 @@ def test_fp16_clipping_is_the_hand_computed_clip_of_the_unscaled_gradient(tmp_pa
     # torch's clip of the gradient (coefficient max_norm / (norm + 1e-6))
     d = raw["discriminator."]
     expected = d * (1e-3 / (d.norm() + 1e-6))
-    # (to the rounding of weights ~0.02 that move by ~1e-6 each: atol)
-    torch.testing.assert_close(clipped["discriminator."], expected, rtol=1e-3, atol=1e-8)
+    # (to the rounding of the weights, up to ~1 for batch norm's, that move by ~5e-6 each:
+    # atol; the steps of a clip before unscaling would be 1024 times smaller)
+    torch.testing.assert_close(clipped["discriminator."], expected, rtol=1e-3, atol=2e-7)

@@ -7,7 +7,7 @@ runs.
   one line naming the owner. Locks are per machine on most network file systems.
 - **Nothing of an old run is rewritten by a refused start.** Hydra's own writing of
   ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` happens before the task
-  function runs (``hydra.output_subdir=null`` turns it off, in ``conf/hydra/default.yaml``);
+  function runs (``hydra.output_subdir=null`` turns it off for training, in ``conf/train.yaml``);
   :func:`write_record` writes the same three files once the run has been accepted: the folder
   is owned, a fresh start finds no earlier checkpoints, a resume's config agrees with its
   checkpoint's.

@@ -22,7 +22,7 @@ from helpers import (
     run_tiny,
 )
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.losses import CycleGANObjective
+from pix2pix_lit.losses import CycleGANObjective, UGATITObjective
 from pix2pix_lit.networks import PatchDiscriminator
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks import CycleGAN
@@ -64,7 +64,7 @@ def test_task_cyclegan_alone_selects_the_papers_networks(tmp_path: Path) -> None
     assert (cfg.loss.gan_mode, cfg.loss.lambda_cycle, cfg.loss.lambda_identity) == (
         "lsgan",
         10,
-        0.5,
+        5,
     )
     assert cfg.loss.pool_size == 50
     assert cfg.optim.lr == 2e-4 and list(cfg.optim.generator.betas) == [0.5, 0.999]
@@ -77,6 +77,12 @@ def test_task_cyclegan_alone_selects_the_papers_networks(tmp_path: Path) -> None
     assert not torch.equal(first_ab, first_ba)
     assert isinstance(task.objective, CycleGANObjective)
     assert task.objective.identity_weight == 5.0
+
+
+def test_lambda_identity_is_an_absolute_weight_in_both_unpaired_objectives() -> None:
+    # one meaning per key: changing the cycle weight leaves the identity weight alone
+    assert CycleGANObjective(lambda_cycle=20.0, lambda_identity=5.0).identity_weight == 5.0
+    assert UGATITObjective(lambda_cycle=20.0, lambda_identity=5.0).identity_weight == 5.0
 
 
 def test_command_line_choices_win_over_the_tasks(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
 from helpers import ALLOW_MAX_EPOCHS, ONE_BATCH, TINY, compose_run, read_metrics, run_tiny
-from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, DataError, StorageError, TrainingDivergedError
+from pix2pix_lit.inference.checkpoint import load_task
 from pix2pix_lit.loggers import wandb_logger
 from pix2pix_lit.run import explain_loader_failures, train
 from pix2pix_lit.storage import PARTIAL_SUFFIX

@@ -325,7 +325,7 @@ def test_wandb_run_of_a_sweep_job_joins_the_sweep_group(
     logger = instantiate(cfg.logger.wandb)
     init = logger._wandb_init
     assert init["group"] == "pix2pix_2026-01-02_03-04-05_000006"
-    assert init["name"] == "pix2pix-3"
+    assert init["name"] == "pix2pix-3" and init["job_type"] == "sweep"
     assert init["tags"] == ["paper", "logger=wandb", "loss.lambda_l1=10"]
 
 

@@ -12,14 +12,15 @@ in every later checkpoint and in ``.hydra/config.yaml``.
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.checkpoints import CONFIG_KEY, read_checkpoint
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.run_folder import CHECKPOINT_DIR
 
@@ -37,6 +38,8 @@ FREE_KEYS = (
     "trainer.check_val_every_n_epoch", "trainer.val_check_interval", "task.inference",
     "task.validation_seed",
 )  # fmt: skip
+#: where a checkpoint stores its run's config (TranslationTask.on_save_checkpoint)
+CONFIG_KEY = "pix2pix_lit_config"
 _LISTED_CHANGES = 8
 _ABSENT = "<absent>"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
@@ -78,7 +81,7 @@ def newest_intact_checkpoint(folder: Path) -> str | None:
     spoiled: list[tuple[Path, DataError]] = []
     for path in candidates:
         try:
-            read_checkpoint(path, weights=False)
+            read_training_checkpoint(path)
         except DataError as err:
             spoiled.append((path, err))
             continue
@@ -96,10 +99,30 @@ def newest_intact_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint's dict, its tensors mapped from the file rather than read (no
+    time, no memory: the config and counters are what is needed here); :class:`DataError`
+    in one line when the file is cut short or is no pix2pix_lit checkpoint."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(
+            f"ckpt_path={path} is not a pix2pix_lit checkpoint: torch.load cannot read it "
+            f"({first_line}); a file cut short by a crash reads so"
+        ) from err
+    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint:
+        raise DataError(
+            f"ckpt_path={path} is not a pix2pix_lit checkpoint: it has no '{CONFIG_KEY}' "
+            "entry; resume from a checkpoint written by pix2pix_lit.train"
+        )
+    return checkpoint
+
+
 def check_resume_config(ckpt_path: str, cfg: DictConfig) -> dict[str, Any]:
     """Refuse to resume ``ckpt_path`` with settings that differ from its run's, except the
     keys of ``resume.allow``; return the checkpoint (without its tensors loaded)."""
-    checkpoint = read_checkpoint(ckpt_path, weights=False)
+    checkpoint = read_training_checkpoint(ckpt_path)
     changes = changed_keys(checkpoint[CONFIG_KEY], cfg)
     allow = list(OmegaConf.select(cfg, "resume.allow", default=None) or [])
     refused = [key for key in changes if not _matches(key, (*FREE_KEYS, *allow))]

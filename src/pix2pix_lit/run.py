@@ -25,6 +25,7 @@ from pix2pix_lit.errors import ConfigError, DataError, UserError
 from pix2pix_lit.resume import check_resume_config, resolve_ckpt_path
 from pix2pix_lit.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
 from pix2pix_lit.storage import AtomicCheckpointIO, write_atomically
+from pix2pix_lit.tasks.base import check_input_size
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,10 @@ def _fit_and_test(cfg: DictConfig, ckpt_path: str | None) -> dict[str, float]:
     )
     task: L.LightningModule = instantiate(cfg.task)
     if "crop" in str(cfg.data.get("preprocess", "crop")) and cfg.data.get("crop_size"):
-        task.check_input_size(cfg.data.crop_size)
+        check_input_size(task, cfg.data.crop_size)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
-    log.info("Test-time protocol for validation: inference=%s", task.inference)
+    if hasattr(task, "inference"):  # translation tasks (a segmenter has no test-time protocol)
+        log.info("Test-time protocol for validation: inference=%s", task.inference)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
+from pix2pix_lit.extras import apply_extras
 from pix2pix_lit.run import monitored_metric, train
 
 
@@ -21,6 +22,7 @@ from pix2pix_lit.run import monitored_metric, train
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
     try:
+        apply_extras(cfg)
         metrics = train(cfg)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except SIGTERMException:

@@ -228,34 +228,7 @@ class TranslationTask(L.LightningModule):
         trainer = self.trainer
         return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
 
-    # -- start of training: sizes, resumed settings -----------------------------------
-    def check_input_size(self, size: int, key: str = "data.crop_size") -> None:
-        """Raise :class:`ConfigError` naming ``key`` unless every network of the task takes a
-        ``size`` × ``size`` input (U-GAT-IT's 7-layer discriminator needs 128 px, U-Net256
-        multiples of 256…), before training rather than at its first step.
-
-        Runs each network on the ``meta`` device: shapes only, no computation, no copy.
-        """
-        for name, network in self.named_children():
-            if not any(isinstance(m, nn.Conv2d) for m in network.modules()):
-                continue  # metrics, losses
-            channels = conv_channels(network)[0]
-            error = _shape_error(network, channels, size)
-            if error is None:
-                continue
-            if isinstance(error, ConfigError):
-                raise error
-            fits = next((s for s in (2**k for k in range(3, 13)) if s > size and
-                         _shape_error(network, channels, s) is None), None)  # fmt: skip
-            if fits is None:
-                # no size works: not a size problem (an operation without a meta version);
-                # training will show the real error
-                continue
-            raise ConfigError(
-                f"{key}={size} is too small for the {name} ({type(network).__name__}): "
-                f"{str(error).splitlines()[0]}; the smallest power of two it takes is {fits}"
-            )
-
+    # -- start of training: split size, resumed settings -----------------------------
     def on_train_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         size = len(dataset) if dataset is not None else None
@@ -392,6 +365,34 @@ class TranslationTask(L.LightningModule):
             self._loss_sums = {k: v.to(self.device) for k, v in saved["sums"].items()}
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])
+
+
+def check_input_size(task: nn.Module, size: int, key: str = "data.crop_size") -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless every network of ``task`` takes a
+    ``size`` × ``size`` input (U-GAT-IT's 7-layer discriminator needs 128 px, U-Net256
+    multiples of 256…), before training rather than at its first step.
+
+    Runs each network on the ``meta`` device: shapes only, no computation, no copy.
+    """
+    for name, network in task.named_children():
+        if not any(isinstance(m, nn.Conv2d) for m in network.modules()):
+            continue  # metrics, losses
+        channels = conv_channels(network)[0]
+        error = _shape_error(network, channels, size)
+        if error is None:
+            continue
+        if isinstance(error, ConfigError):
+            raise error
+        fits = next((s for s in (2**k for k in range(3, 13)) if s > size and
+                     _shape_error(network, channels, s) is None), None)  # fmt: skip
+        if fits is None:
+            # no size works: not a size problem (an operation without a meta version);
+            # training will show the real error
+            continue
+        raise ConfigError(
+            f"{key}={size} is too small for the {name} ({type(network).__name__}): "
+            f"{str(error).splitlines()[0]}; the smallest power of two it takes is {fits}"
+        )
 
 
 def conv_channels(net: nn.Module) -> tuple[int, int]:

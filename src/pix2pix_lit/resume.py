@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 #: A key matches itself and everything under it.
 FREE_KEYS = (
     "ckpt_path", "resume", "train", "test", "optimized_metric", "tags", "task_name", "paths",
-    "logger", "callbacks", "data.root", "data.download", "data.num_workers", "data.pin_memory",
-    "data.persistent_workers", "data.verify_images", "data.val_batch_size",
+    "logger", "callbacks", "data.root", "data.download", "data.url", "data.sha256",
+    "data.expected_counts", "data.num_workers", "data.pin_memory", "data.persistent_workers",
+    "data.verify_images", "data.scan_cache", "data.scan_workers", "data.val_batch_size",
+    "data.val_split", "data.val_fallback", "data.test_split",
     "trainer.default_root_dir", "trainer.enable_progress_bar", "trainer.enable_model_summary",
     "trainer.log_every_n_steps", "trainer.limit_val_batches", "trainer.num_sanity_val_steps",
     "trainer.check_val_every_n_epoch", "trainer.val_check_interval", "task.inference",

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,13 +97,20 @@ def isolated_run() -> Iterator[None]:
             torch.distributed.destroy_process_group()
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and optionally test) the configured task; return the final metrics as floats."""
+def train(
+    cfg: DictConfig, before_training: Callable[[DictConfig], None] | None = None
+) -> dict[str, float]:
+    """Fit (and optionally test) the configured task; return the final metrics as floats.
+
+    ``before_training`` runs once the run folder has accepted the run (the entry point's
+    extras, which write ``config_tree.log`` there): a refused start writes nothing."""
     with isolated_run():
-        return _train(cfg)
+        return _train(cfg, before_training)
 
 
-def _train(cfg: DictConfig) -> dict[str, float]:
+def _train(
+    cfg: DictConfig, before_training: Callable[[DictConfig], None] | None = None
+) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     with own_run_folder(run_dir):
         # A new folder gets its record at once: a job that fails to start still says what it
@@ -118,6 +125,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
                 refuse_to_overwrite_checkpoints(run_dir)
             else:
                 check_resume_config(ckpt_path, cfg)
+        if before_training is not None:
+            before_training(cfg)
         return _fit_and_test(cfg, ckpt_path)
 
 

@@ -68,6 +68,12 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}.betas={list(node.betas)} must each be in [0, 1)")
         if node.get("weight_decay", 0.0) < 0:
             raise ConfigError(f"{key}.weight_decay={node.weight_decay} must be >= 0")
+    target = str(cfg.task.get("_target_", ""))
+    if cfg.task.get("cuda_graph") and not target.endswith(".Pix2Pix"):
+        raise ConfigError(
+            f"task.cuda_graph=true (perf=graph) captures the pix2pix step only, not {target}'s; "
+            "leave out perf=graph / task.cuda_graph for this task"
+        )
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs != -1 and max_epochs < 1:
         raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")

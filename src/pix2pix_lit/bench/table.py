@@ -48,8 +48,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
-    """The results as one markdown table; speed-ups relative to the fp32 row at the same batch."""
-    fp32 = {r["batch"]: r["lightning"] for r in results if r["row"] == "fp32"}
+    """The results as one markdown table; speed-ups relative to the fp32 row at the same batch.
+    A side that was not run (``None``) shows n/a."""
+    fp32 = {r["batch"]: r["lightning"] or {} for r in results if r["row"] == "fp32"}
     lines = [
         "| row | batch | Lightning img/s | Lightning ms/step | plain ms/step "
         "| Lightning ÷ plain | vs fp32 | Lightning best ms/step | plain best ms/step "
@@ -58,22 +59,22 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         "|" + "---|" * 14,
     ]
     for r in results:
-        a, b, base = r["lightning"], r["plain"], fp32.get(r["batch"], {})
+        a, b, base = r["lightning"] or {}, r["plain"] or {}, fp32.get(r["batch"], {})
         cells = [
             r["row"],
             str(r["batch"]),
-            f"{a['images_per_s']:.2f}",
-            f"{a['ms_per_step']:.0f}",
-            f"{b['ms_per_step']:.0f}",
-            _fmt(_ratio(a["ms_per_step"], b["ms_per_step"]), 2),
-            _fmt(_ratio(base.get("ms_per_step"), a["ms_per_step"]), 2),
-            _fmt(a["best_ms_per_step"], 0),
-            _fmt(b["best_ms_per_step"], 0),
-            _fmt(_ratio(a["best_ms_per_step"], b["best_ms_per_step"]), 2),
-            _fmt(_ratio(base.get("best_ms_per_step"), a["best_ms_per_step"]), 2),
-            _fmt(a["data_wait_ms"]),
-            _fmt(a["peak_mib"], 0),
-            _fmt(b["peak_mib"], 0),
+            _fmt(a.get("images_per_s"), 2),
+            _fmt(a.get("ms_per_step"), 0),
+            _fmt(b.get("ms_per_step"), 0),
+            _fmt(_ratio(a.get("ms_per_step"), b.get("ms_per_step")), 2),
+            _fmt(_ratio(base.get("ms_per_step"), a.get("ms_per_step")), 2),
+            _fmt(a.get("best_ms_per_step"), 0),
+            _fmt(b.get("best_ms_per_step"), 0),
+            _fmt(_ratio(a.get("best_ms_per_step"), b.get("best_ms_per_step")), 2),
+            _fmt(_ratio(base.get("best_ms_per_step"), a.get("best_ms_per_step")), 2),
+            _fmt(a.get("data_wait_ms")),
+            _fmt(a.get("peak_mib"), 0),
+            _fmt(b.get("peak_mib"), 0),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -11,8 +11,9 @@ from pix2pix_lit.bench.cli import main
 from pix2pix_lit.bench.plain import autocast_for, plain_run
 from pix2pix_lit.bench.rows import CPU_ROWS, ROWS, compose_train_config
 from pix2pix_lit.bench.runner import lightning_run, run_bench
-from pix2pix_lit.bench.table import hardware, markdown_table
+from pix2pix_lit.bench.table import markdown_table
 from pix2pix_lit.bench.timing import PeakMemory, StepTimer, StepTimes
+from pix2pix_lit.hardware import hardware
 
 __all__ = [
     "CPU_ROWS",

@@ -22,10 +22,11 @@ import torch
 
 from pix2pix_lit.bench.plain import plain_run
 from pix2pix_lit.bench.rows import ROWS, compose_train_config
-from pix2pix_lit.bench.table import hardware, markdown_table
+from pix2pix_lit.bench.table import markdown_table
 from pix2pix_lit.bench.timing import PeakMemory, StepTimes
 from pix2pix_lit.data.synthetic import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.hardware import hardware
 from pix2pix_lit.run import train
 
 #: The two ways a row is timed: the train code path and the plain loop.

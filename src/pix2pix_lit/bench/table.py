@@ -1,4 +1,4 @@
-"""The bench's results as a markdown table, and the hardware line that goes with it.
+"""The bench's results as a markdown table.
 
 Formatting only, apart from the runs: ``markdown_table`` takes the ``results`` of a run or of a
 saved ``<hardware>.json`` alike.
@@ -6,37 +6,7 @@ saved ``<hardware>.json`` alike.
 
 from __future__ import annotations
 
-import os
-import platform
-import re
-from pathlib import Path
 from typing import Any
-
-import lightning as L
-import torch
-
-
-def hardware() -> dict[str, Any]:
-    """What ran the bench: CPU model, threads, GPU, library versions."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
-        cpu = match.group(1).strip() if match else cpu
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-    info["slug"] = (
-        re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-")
-        if info["gpu"]
-        else f"cpu-{info['cpu_count']}core"
-    )
-    return info
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

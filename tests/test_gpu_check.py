@@ -129,12 +129,13 @@ def test_the_dry_run_goes_through_every_stage_on_a_cpu(tmp_path: Path) -> None:
     bad = [r for r in report["rows"] if r["status"] not in ("ok", "skipped")]
     assert not bad, bad
     stages = {r["stage"] for r in report["rows"]}
-    for expected in ("install", "pytest -m gpu", "syncs recipe", "syncs perf=graph"):
+    for expected in ("install", "data (generated pairs)", "pytest -m gpu", "syncs perf=graph"):
         assert expected in stages
-    bench = {r["what"] for r in report["rows"] if r["stage"].startswith("bench")}
-    assert bench == {"fp32", "cuda_graph", "perf=graph", "perf=fast in_memory"}
-    estimates = [r for r in report["rows"] if r["what"] == "200-epoch estimate"]
-    assert len(estimates) == 2 and all(r["minutes_for_recipe"] > 0 for r in estimates)
+    bench = [(r["what"], r["batch"]) for r in report["rows"] if r["stage"].startswith("bench")]
+    assert bench == [("fp32", 2), ("perf=graph", 2)]
+    assert all(r["img_s"] > 0 and r["plain_img_s"] > 0 for r in report["rows"] if r["batch"] == 2)
+    (estimate,) = [r for r in report["rows"] if r["what"] == "200-epoch estimate"]
+    assert estimate["minutes_for_recipe"] > 0
     assert {p.name for p in (tmp_path / "copy").iterdir()} == {
         table.name,
         table.with_suffix(".md").name,

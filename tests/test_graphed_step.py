@@ -14,7 +14,7 @@ from torch import nn
 from helpers import ONE_BATCH, compose_run, run_tiny
 from pix2pix_lit.config import validate_config
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep
+from pix2pix_lit.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.networks import PatchDiscriminator, UnetGenerator
 from pix2pix_lit.tasks.pix2pix import update_step
@@ -65,6 +65,32 @@ def test_without_cuda_the_graphed_step_warns_once_and_runs_the_eager_step(
         assert all(
             torch.equal(a, b) for a, b in zip(mine.parameters(), theirs.parameters(), strict=True)
         )
+
+
+def _values(*modules: nn.Module) -> list[torch.Tensor]:
+    return [t.detach().clone() for m in modules for t in (*m.parameters(), *m.buffers())]
+
+
+def test_the_warm_up_steps_are_undone_in_place() -> None:
+    g, d, opts = _nets("cpu")
+    x, y = torch.randn(2, 2, 3, 32, 32)
+    fresh = _values(g, d)
+    saved = _TrainingState((g, d), opts)
+    _step(g, d, opts)(x, y)  # moves weights and batch-norm statistics, creates Adam's state
+    saved.restore()
+    assert all(torch.equal(a, b) for a, b in zip(_values(g, d), fresh, strict=True))
+    # the state the warm-up created is a fresh optimizer's: zeros, step 0
+    states = [v for o in opts for s in o.state.values() for v in s.values()]
+    assert len(states) == 3 * sum(len(o.param_groups[0]["params"]) for o in opts)
+    assert all(not v.any() for v in states)
+    # state that existed before the warm-up comes back as it was
+    _step(g, d, opts)(x, y)
+    stepped = _values(g, d), [v.clone() for v in states]
+    saved = _TrainingState((g, d), opts)
+    _step(g, d, opts)(x, y)
+    saved.restore()
+    assert all(torch.equal(a, b) for a, b in zip(_values(g, d), stepped[0], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(states, stepped[1], strict=True))
 
 
 def _trained(tmp_path: Path, name: str, *overrides: str) -> tuple[dict[str, float], int]:

@@ -56,7 +56,8 @@ class _TrainingState:
             }
             for o in optimizers
         ]
-        self.rng = torch.get_rng_state(), torch.cuda.get_rng_state()
+        self.rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
 
     def restore(self) -> None:
         """Back to the saved values, in place: the graph holds these tensors' addresses."""
@@ -71,8 +72,9 @@ class _TrainingState:
                             value.copy_(saved[param][key])
                         else:  # created by the warm-up: a fresh optimizer's state is zeros
                             value.zero_()
-        torch.set_rng_state(self.rng[0])
-        torch.cuda.set_rng_state(self.rng[1])
+        torch.set_rng_state(self.rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state(self.cuda_rng)
 
 
 def make_capturable(optimizer: Optimizer) -> list[tuple[dict, Tensor]]:
@@ -187,6 +189,9 @@ class GraphedStep:
                 for _ in range(self.warmup_steps):
                     self.step(*self._inputs)
             torch.cuda.current_stream().wait_stream(stream)
+            # Undone before the capture, which records kernels and runs none: the random
+            # generators are then untouched by the graph's registration of them.
+            saved.restore()
             for optimizer in self.optimizers:
                 # gradients are then allocated inside the graph's memory pool
                 optimizer.zero_grad(set_to_none=True)
@@ -200,7 +205,6 @@ class GraphedStep:
             self.disable(f"capture failed ({first_line[:200]})")
             return
         torch.cuda.current_stream().wait_stream(stream)
-        saved.restore()
         self._graph = graph
 
     def _refill_rates(self) -> None:

@@ -71,15 +71,16 @@ class Report:
 
     def markdown(self, finished: bool) -> str:
         info = self.info
-        device = info.get("gpu") or f"no GPU ({info.get('cpu', 'unknown CPU')})"
-        details = [f"{info.get('cpu', '?')} ×{info.get('cpu_count', '?')}"]
+        device = info.get("gpu") or "no GPU"
+        details = [f"CPU {info.get('cpu', '?')} ×{info.get('cpu_count', '?')}"]
         if info.get("gpu"):
             details.insert(
                 0, f"{info['gpu_memory_gib']} GiB, compute capability {info['capability']}"
             )
+        cuda = f"CUDA {info['cuda']}" if info.get("cuda") else "CPU build"
         versions = (
-            f"torch {info.get('torch', '?')} (CUDA {info.get('cuda')}), Lightning "
-            f"{info.get('lightning', '?')}, Python {info.get('python', '?')}"
+            f"torch {info.get('torch', '?')} ({cuda}), Lightning {info.get('lightning', '?')}, "
+            f"Python {info.get('python', '?')}"
         )
         elapsed = time.time() - self.started
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.started))

@@ -36,7 +36,8 @@ def _nets(device: str, dropout: bool = True) -> tuple[nn.Module, nn.Module, tupl
 
 
 def _step(generator: nn.Module, discriminator: nn.Module, optimizers: tuple):
-    return partial(update_step, generator, discriminator, Pix2PixObjective(), optimizers)
+    objective = Pix2PixObjective().to(next(generator.parameters()).device)
+    return partial(update_step, generator, discriminator, objective, optimizers)
 
 
 def _graph_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -17,7 +17,7 @@ PYTEST_ARGS ?= -n 2
 # make gpu-check DRY_RUN=1: the GPU checks' CPU stand-ins at tiny sizes
 DRY_RUN ?=
 # gpu-check runs on a lent GPU machine's own python3 (its torch), with this tree's src/ on the
-# path; here, the project's .venv when there is one
+# path and the carried wheels installed first; here, the project's .venv when there is one
 GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
 STAMP := $(VENV)/.installed
@@ -54,7 +54,7 @@ bench: $(STAMP) ## throughput table (Lightning vs a plain loop, each speed switc
 	$(BIN)/python -m pix2pix_lit.bench --data-root $(DATA_DIR)/facades $(ARGS)
 
 gpu-check: ## on a GPU: tests, syncs, bench rows, 2 facades epochs in 8 min (DRY_RUN=1: on a CPU)
-	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_CHECK_PYTHON) -m pix2pix_lit.gpu_check \
+	PYTHON=$(GPU_CHECK_PYTHON) experiments/throughput/gpu_check.sh \
 		$(if $(DRY_RUN),--dry-run) --data-root $(DATA_DIR)/facades $(ARGS)
 
 report: $(STAMP) ## a sweep's runs as a table + figure (DIR=<multirun folder>, README=<study README> to update)

@@ -142,7 +142,7 @@ def run_bench(
         "warmup": warmup,
         "steps": steps,
         "repeats": repeats,
-        "data_root": str(data_root) if data_root else "generated",
+        "data_root": os.path.relpath(data_root) if data_root else "generated",
         "overrides": list(overrides),
     }
     with tempfile.TemporaryDirectory(prefix="pix2pix-bench-") as tmp:

@@ -67,27 +67,17 @@ class CountSyncs(L.Callback):
 
 class EpochClock(L.Callback):
     """Wall-clock time (``time.time``) at each training epoch's start and at the end of
-    training, and the images trained on per epoch: an epoch runs from its start to the next
+    training, and the size of the training set: an epoch runs from its start to the next
     one's, its validation and checkpointing included."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.starts: list[float] = []
-        self.images: list[int] = []
+        self.images = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.starts.append(time.time())
-        self.images.append(0)
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        self.images[-1] += len(batch["A"])
+        self.images = len(trainer.train_dataloader.dataset)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         report = {"epoch_starts": self.starts, "end": time.time(), "images": self.images}

@@ -1,7 +1,8 @@
 """``python -m pix2pix_lit.gpu_check [--dry-run] [--copy-to DIR] [--only STAGE...]``
 (``make gpu-check``, ``make gpu-check DRY_RUN=1``).
 
-On a GPU machine: name the device; install what the machine lacks from ``wheels/``; run
+On a GPU machine (after ``gpu_check.sh`` installed what it lacks from ``wheels/``): name the
+device; check the installed packages; run
 ``pytest -m gpu``; count host-device syncs per training step; time the bench's GPU rows
 (256×256, U-Net256 + PatchGAN70, batch 1, 16 and 128: fp32, bf16, channels_last, perf=fast,
 the in-memory device-side data path, the whole-step CUDA graph, perf=graph, perf=compile,
@@ -32,7 +33,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--copy-to", type=Path, default=None, help="also copy table and log here")
     parser.add_argument("--work", type=Path, default=Path("/tmp/pix2pix-gpu-check"),
                         help="scratch folder (emptied first)")  # fmt: skip
-    parser.add_argument("--wheels", type=Path, default=Path("wheels"))
     parser.add_argument("--data-root", type=Path, default=Path("data/facades"),
                         help="facades (pix2pix layout); generated pairs when absent")  # fmt: skip
     parser.add_argument("--budget", type=float, default=None,
@@ -52,7 +52,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     use_facades = not args.dry_run and (args.data_root / "train").is_dir()
     settings = Settings(
         work=work,
-        wheels=args.wheels.resolve(),
         data_root=args.data_root.resolve() if use_facades else None,
         dry_run=args.dry_run,
     )

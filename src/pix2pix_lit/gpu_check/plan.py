@@ -1,6 +1,6 @@
 """The stages of ``make gpu-check``, in order of priority, each a command with a time limit.
 
-The GPU plan: what the device is; install what the machine lacks; ``pytest -m gpu``; host-device
+The GPU plan: what the device is; the packages installed from wheels; ``pytest -m gpu``; host-device
 syncs per step; the bench's GPU rows (256×256, U-Net256 + PatchGAN70, batch 1, 16 and 128, one
 subprocess per row), with two 2-epoch facades trainings (the recipe as is and with perf=graph),
 whose epoch times give the 200-epoch wall time, after the first four rows.
@@ -42,7 +42,6 @@ class Settings:
     """Where things are, and whether this is the CPU dry run."""
 
     work: Path
-    wheels: Path
     data_root: Path | None
     dry_run: bool
     python: str = sys.executable
@@ -150,21 +149,11 @@ def build_plan(settings: Settings) -> list[Stage]:
             work / "probe.json",
         ),
         Stage(
-            "install",
-            "install",
-            _module(
-                settings,
-                "pix2pix_lit.gpu_check.install",
-                "--wheels",
-                str(settings.wheels),
-                "--site",
-                str(work / "site"),
-                "--result",
-                str(work / "install.json"),
-                *(["--dry-run"] if settings.dry_run else []),
-            ),
-            120,
-            work / "install.json",
+            "packages",
+            "packages",
+            _module(settings, "pix2pix_lit.gpu_check.packages", str(work / "packages.json")),
+            60,
+            work / "packages.json",
         ),
     ]
     if settings.data_root is None:

@@ -1,7 +1,4 @@
-"""``python -m pix2pix_lit.gpu_check.probe RESULT``: the device and versions, as JSON.
-
-Imports torch and Lightning only, so it runs before the wheels are installed.
-"""
+"""``python -m pix2pix_lit.gpu_check.probe RESULT``: the device and versions, as JSON."""
 
 from __future__ import annotations
 

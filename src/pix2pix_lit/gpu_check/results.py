@@ -117,7 +117,7 @@ def _end_to_end_rows(
             what=f"{recipe}-epoch estimate",
             batch=1,
             status="ok",
-            img_s=round(data["images"][-1] / epochs[-1], 2),
+            img_s=round(data["images"] / epochs[-1], 2),
             seconds=round(seconds, 1),
             notes=notes,
             minutes_for_recipe=round(total / 60, 2),
@@ -138,7 +138,7 @@ def _pytest_rows(stage: Stage, status: str, output: str, seconds: float) -> list
 Parser = Callable[[Stage, dict[str, Any], float], list[Row]]
 _PARSERS: dict[str, Parser] = {
     "probe": lambda stage, data, seconds: [],
-    "install": _written_rows,
+    "packages": _written_rows,
     "bench": _bench_rows,
     "syncs": _sync_rows,
 }

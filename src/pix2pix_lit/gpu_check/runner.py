@@ -21,8 +21,8 @@ GRACE_S = 5.0
 
 
 def stage_env(settings: Settings) -> dict[str, str]:
-    """The stages' environment: the installed wheels and this source tree first on the path."""
-    path = [str(settings.work / "site"), str(SRC), os.environ.get("PYTHONPATH", "")]
+    """The stages' environment: this source tree first on the path."""
+    path = [str(SRC), os.environ.get("PYTHONPATH", "")]
     return os.environ | {
         "PYTHONPATH": os.pathsep.join(p for p in path if p),
         "PYTHONUNBUFFERED": "1",

@@ -13,6 +13,7 @@ from torch import nn
 
 from helpers import ONE_BATCH, compose_run, run_tiny
 from pix2pix_lit.config import validate_config
+from pix2pix_lit.data import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.losses import Pix2PixObjective
@@ -156,9 +157,10 @@ def test_the_graphed_step_gives_the_eager_losses_on_cuda() -> None:
 def test_perf_graph_trains_on_cuda_without_falling_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # perf=graph decodes into memory: a pix2pix-layout folder, not the synthetic data module
+    root = make_synthetic_paired_dataset(tmp_path / "pairs", {"train": 4, "test": 2}, size=64)
+    data = ["data=folder", f"data.root={root}", "data.load_size=72", "data.crop_size=64"]
     with caplog.at_level(logging.WARNING):
-        metrics, steps = _trained(
-            tmp_path, "graph", "trainer=gpu", "perf=graph", "data.load_size=72", "data.crop_size=64"
-        )
+        metrics, steps = _trained(tmp_path, "graph", "trainer=gpu", "perf=graph", *data)
     assert _graph_warnings(caplog) == []
     assert steps == 4 and torch.isfinite(torch.tensor(metrics["train/G_L1_epoch"]))

@@ -103,8 +103,8 @@ SYNC_CASES = {
 }
 #: End-to-end cases: the paper's recipe as it is, and with the CUDA-graph preset.
 E2E_CASES = {"recipe": (), "perf=graph": ("perf=graph",)}
-#: The dry run has one case of each kind (each stage costs a Python start-up on a CPU).
-DRY_RUN_CASES = {"perf=graph", "recipe"}
+#: The dry run's one case of each kind (each stage costs a Python start-up on a CPU).
+DRY_RUN_SYNCS, DRY_RUN_E2E = "perf=graph", "recipe"
 
 
 def _slug(name: str) -> str:
@@ -192,7 +192,7 @@ def build_plan(settings: Settings) -> list[Stage]:
     )
     counted = sizes.warmup + sizes.steps
     for case, overrides in SYNC_CASES.items():
-        if settings.dry_run and case not in DRY_RUN_CASES:
+        if settings.dry_run and case != DRY_RUN_SYNCS:
             continue
         argv, result = _train_run(
             settings,
@@ -237,7 +237,7 @@ def build_plan(settings: Settings) -> list[Stage]:
             stages.extend(
                 _end_to_end(settings, sizes, case)
                 for case in E2E_CASES
-                if not settings.dry_run or case in DRY_RUN_CASES
+                if not settings.dry_run or case == DRY_RUN_E2E
             )
     return [replace(s, timeout_s=s.timeout_s * sizes.time_scale) for s in stages]
 

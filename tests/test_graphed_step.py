@@ -23,6 +23,10 @@ from pix2pix_lit.tasks.pix2pix import update_step
 NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is false on this machine)"
 LR = 2e-4
 OFF = "CUDA graph off: "
+LOSSES_AND_METRICS = [
+    *(f"train/{k}_epoch" for k in ("D_real", "D_fake", "G_L1", "G_GAN")),
+    *(f"val/{k}" for k in ("L1", "PSNR", "SSIM")),
+]
 
 
 def _nets(device: str, dropout: bool = True) -> tuple[nn.Module, nn.Module, tuple]:
@@ -117,7 +121,8 @@ def test_a_run_asking_for_a_graph_on_a_cpu_trains_as_the_eager_run(
     assert "task.nonfinite_patience=10" in warning and "set task.nonfinite_patience=0" in warning
     # two batches, two optimizer steps each: Lightning counted the steps the graph path made
     assert graphed[1] == eager[1] == 4
-    assert graphed[0] == pytest.approx(eager[0], rel=1e-6)
+    for key in LOSSES_AND_METRICS:  # timings (main's train/img_per_s) differ, of course
+        assert graphed[0][key] == pytest.approx(eager[0][key], rel=1e-6), key
 
 
 def test_a_graph_for_a_task_without_one_is_refused_by_name(tmp_path: Path) -> None:

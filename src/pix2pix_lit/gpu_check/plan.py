@@ -171,6 +171,9 @@ def build_plan(settings: Settings) -> list[Stage]:
             )
         )
     tests = [str(TESTS / "test_graphed_step.py")] if settings.dry_run else [str(TESTS)]
+    # a test module importing what the GPU machine lacks (a sweeper plugin) must not stop the
+    # GPU tests of the others
+    tests.append("--continue-on-collection-errors")
     stages.append(
         Stage(
             "pytest -m gpu",

@@ -1,8 +1,5 @@
-"""What a measurement ran on: CPU, threads, GPU and library versions.
-
-Imports torch and Lightning only (no Hydra), so that ``make gpu-check`` can name the device
-before it installs what the GPU machine lacks.
-"""
+"""What a measurement ran on: CPU, threads, GPU and library versions (for the bench's tables
+and ``make gpu-check``'s)."""
 
 from __future__ import annotations
 

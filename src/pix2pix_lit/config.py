@@ -67,6 +67,12 @@ def validate_config(cfg: DictConfig) -> None:
         betas = OmegaConf.select(cfg, f"{key}.betas", default=None)
         if betas is not None and not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
             raise ConfigError(f"{key}.betas={list(betas)} must each be a number in [0, 1)")
+    target = str(cfg.task.get("_target_", ""))
+    if cfg.task.get("cuda_graph") and not target.endswith(".Pix2Pix"):
+        raise ConfigError(
+            f"task.cuda_graph=true (perf=graph) captures the pix2pix step only, not {target}'s; "
+            "leave out perf=graph / task.cuda_graph for this task"
+        )
     if OmegaConf.select(cfg, "trainer.max_epochs", default=None) != -1:
         require_number(cfg, "trainer.max_epochs", 1, integer=True, hint=" (or -1 for no limit)")
     for key in ("data.batch_size", "data.load_size", "data.crop_size"):

@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf
@@ -150,6 +151,10 @@ def _fit_and_test(cfg: DictConfig, ckpt_path: str | None) -> dict[str, float]:
         log.info("Test-time protocol for validation: inference=%s", task.inference)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        # trainer.enable_progress_bar=false wins over a preset's bar (perf=gpu sets its refresh
+        # rate); Lightning refuses a progress-bar callback with the bar disabled
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.strategy.checkpoint_io = AtomicCheckpointIO()

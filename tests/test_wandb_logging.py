@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("wandb")  # the wandb extra (part of dev)
+
 import wandb_records
 from helpers import run_tiny
 from pix2pix_lit.loggers import flat_config

@@ -5,9 +5,13 @@ artifact and the job type."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("wandb")  # the wandb extra (part of dev)
 
 import wandb_records
 from helpers import run_tiny
@@ -105,3 +109,18 @@ def test_log_model_makes_the_best_checkpoint_an_artifact(run_file: Path) -> None
 def test_single_runs_have_job_type_train(run_file: Path) -> None:
     (run,) = wandb_records.of_type(run_file, "run")
     assert run.job_type == "train"  # sweeps: test_sweeps.py
+
+
+def test_the_documented_upload_command_takes_the_offline_run(run_file: Path) -> None:
+    run_dir = run_file.parents[2]
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run(
+        [str(wandb_cli), "sync", "--dry-run", str(run_file.parent)],
+        capture_output=True,
+        text=True,
+        cwd=run_dir,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Would sync 1 run(s)" in out.stderr + out.stdout
+    assert run_file.name in out.stderr + out.stdout

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from pix2pix_lit import gallery
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
@@ -285,7 +286,8 @@ def _format(value: float | None) -> str:
 
 
 def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
-    """A self-contained page: one row per image (input | output | target, name, scores).
+    """A self-contained page: one row per image (input | output | target, name, scores),
+    sortable and filterable by score (:mod:`pix2pix_lit.gallery`).
 
     Image links are relative (``images/...``), so the page opens from disk without a server.
     """
@@ -302,7 +304,9 @@ def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
         scores = "<br>".join(
             f"{esc(k)} {_format(v)}" for k, v in record.items() if isinstance(v, float)
         )
-        rows.append(f"<tr><td>{esc(name)}</td>{cells}<td>{scores}</td></tr>")
+        rows.append(
+            f"<tr{gallery.row_attributes(record)}><td>{esc(name)}</td>{cells}<td>{scores}</td></tr>"
+        )
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -319,9 +323,12 @@ img {{ width: 256px; image-rendering: pixelated; }}
 <h1>pix2pix_lit evaluation</h1>
 <p>{details}</p>
 <p><b>Means over {evaluation.count} images:</b> {summary}</p>
-<table>
-<tr><th>name</th><th>input</th><th>output</th><th>target</th><th>scores</th></tr>
+{gallery.controls(gallery.score_names(evaluation.per_image))}
+<table id="{gallery.TABLE_ID}">
+<thead><tr><th>name</th><th>input</th><th>output</th><th>target</th><th>scores</th></tr></thead>
+<tbody>
 {chr(10).join(rows)}
+</tbody>
 </table>
 </body>
 </html>

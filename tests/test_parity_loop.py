@@ -15,8 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny_checkpoint
 from pix2pix_lit.bench.plain import plain_step
 from pix2pix_lit.losses import Pix2PixObjective
+from pix2pix_lit.networks import UnetGenerator
 from pix2pix_lit.schedulers import LinearDecayFactor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments/parity"))
@@ -122,3 +124,15 @@ def test_a_resumed_run_ends_with_the_uninterrupted_weights(tmp_path: Path) -> No
     resumed = train(root, tmp_path / "split", **schedule)
     for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+
+
+def test_framework_checkpoints_give_their_generator_weights(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    ckpt = tiny_checkpoint(tmp_path_factory)
+    weights = generator_weights(ckpt)
+    generator = UnetGenerator(num_downs=6, ngf=8)  # the tiny run's generator (helpers.TINY_UNET)
+    generator.load_state_dict(weights)  # strict: every key, no other
+    stored = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(value, stored[f"generator.{key}"], msg=key)

@@ -48,6 +48,16 @@ def segment(network: nn.Module, photos: Tensor) -> Tensor:
         network.train(was_training)
 
 
+def fcn_confusion(
+    network: nn.Module, photos: Tensor, label_maps: Tensor, palette: Palette
+) -> Tensor:
+    """(K, K) pixel counts of ``network``'s labels of ``photos`` (columns) against the classes
+    of ``label_maps`` (rows), K = ``palette.num_classes``; both (N, 3, H, W) in [-1, 1]."""
+    predicted = segment(network, photos).cpu()
+    actual = class_indices(label_maps.cpu(), palette)
+    return confusion_matrix(predicted, actual, palette.num_classes)
+
+
 class FCNScore:
     """Accumulates the confusion of a segmenter's labels of photos against label maps.
 
@@ -88,9 +98,9 @@ class FCNScore:
         return cls(network, Palette.from_config(task["palette"]), device)
 
     def update(self, photos: Tensor, label_maps: Tensor) -> None:
-        predicted = segment(self.network, photos.to(self.device)).cpu()
-        actual = class_indices(label_maps.cpu(), self.palette)
-        self.confusion += confusion_matrix(predicted, actual, self.palette.num_classes)
+        self.confusion += fcn_confusion(
+            self.network, photos.to(self.device), label_maps, self.palette
+        )
 
     def compute(self) -> dict[str, float]:
         scores = {f"{PREFIX}{k}": v for k, v in label_scores(self.confusion).items()}

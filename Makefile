@@ -14,11 +14,16 @@ DATA_DIR ?= $(if $(wildcard ../shared/data/facades/train),../shared/data,data)
 ARGS ?=
 # pytest arguments, e.g. make test PYTEST_ARGS="-k data"
 PYTEST_ARGS ?= -n 2
+# make gpu-check DRY_RUN=1: the GPU checks' CPU stand-ins at tiny sizes
+DRY_RUN ?=
+# gpu-check runs on a lent GPU machine's own python3 (its torch), with this tree's src/ on the
+# path and the carried wheels installed first; here, the project's .venv when there is one
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-debug test test-fast bench report lint format clean
+.PHONY: help install train train-debug test test-fast bench gpu-check report lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -47,6 +52,10 @@ test-fast: $(STAMP) ## run the tests not marked slow
 
 bench: $(STAMP) ## throughput table (Lightning vs a plain loop, each speed switch) to experiments/throughput/
 	$(BIN)/python -m pix2pix_lit.bench --data-root $(DATA_DIR)/facades $(ARGS)
+
+gpu-check: ## on a GPU: tests, syncs, bench rows, 2 facades epochs in 8 min (DRY_RUN=1: on a CPU)
+	PYTHON=$(GPU_CHECK_PYTHON) experiments/throughput/gpu_check.sh \
+		$(if $(DRY_RUN),--dry-run) --data-root $(DATA_DIR)/facades $(ARGS)
 
 report: $(STAMP) ## a sweep's runs as a table + figure (DIR=<multirun folder>, README=<study README> to update)
 	$(BIN)/python -m pix2pix_lit.report $(DIR) $(if $(README),--readme $(README))

@@ -11,7 +11,16 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from helpers import ONE_BATCH, TINY, cli_train_run, compose_run, read_metrics, run_main, run_tiny
+from helpers import (
+    ALLOW_MAX_EPOCHS,
+    ONE_BATCH,
+    TINY,
+    cli_train_run,
+    compose_run,
+    read_metrics,
+    run_main,
+    run_tiny,
+)
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import CycleGANObjective, UGATITObjective
 from pix2pix_lit.networks import PatchDiscriminator
@@ -186,7 +195,9 @@ def test_checkpoint_resumes_exactly_and_rebuilds_the_task(tmp_path: Path) -> Non
     run_tiny(tmp_path, *common, out="full", model=SMALL_NETS)
     run_tiny(tmp_path, *common, "trainer.max_epochs=1", out="part", model=SMALL_NETS)
     part = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    run_tiny(tmp_path, *common, f"ckpt_path={part}", out="resumed", model=SMALL_NETS)
+    run_tiny(
+        tmp_path, *common, f"ckpt_path={part}", ALLOW_MAX_EPOCHS, out="resumed", model=SMALL_NETS
+    )
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == full["epoch"] == 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import save_ab, small_paired_module
+from helpers import read_metrics, run_tiny, save_ab, small_paired_module
 from pix2pix_lit.data import UnpairedImageDataModule
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.networks import ResnetGenerator, UnetGenerator
@@ -159,6 +159,25 @@ def test_mixed_sizes_need_batch_size_1_with_native_sizes(tmp_path: Path) -> None
     assert len(set(widths)) == 3 and all(40 <= w <= 43 for w in widths)
 
 
+def test_evaluation_batches_are_bucketed_by_size(tmp_path: Path) -> None:
+    root = _one_folder(tmp_path, count=3)  # 40, 41, 42 wide
+    for i in range(3, 6):  # three more of width 40
+        _save(root / f"cmp_x{i}.jpg", i, size=(40, 48))
+        _save(root / f"cmp_x{i}.png", 200, size=(40, 48))
+    listing = tmp_path / "test.txt"
+    listing.write_text("cmp_0000\ncmp_0001\ncmp_0002\ncmp_x3\ncmp_x4\n")
+    module = small_paired_module(
+        root, preprocess="none", test_list=listing, batch_size=1, val_batch_size=2, **ONE_FOLDER
+    )
+    module.setup("test")
+    widths = [batch["A"].shape[-1] for batch in module.test_dataloader()]
+    counts = [len(batch["A"]) for batch in module.test_dataloader()]
+    # three of width 40 (cmp_0000, cmp_x3, cmp_x4): a batch of 2 and one of 1; 41 and 42 alone
+    assert sorted(zip(widths, counts, strict=True)) == [(40, 1), (40, 2), (41, 1), (42, 1)]
+    paths = [p for batch in module.test_dataloader() for p in batch["A_path"]]
+    assert sorted(paths) == sorted(str(p.a) for p in module.test_set.pairs)
+
+
 class _FakeTask:
     def __init__(self, generator: torch.nn.Module) -> None:
         self.generator = generator
@@ -221,3 +240,12 @@ def test_unpaired_cyclegan_folders_recurse_and_ignore_hidden_files(tmp_path: Pat
     sample = module.train_set[1]
     assert sample["A"].shape == (3, 32, 32) and sample["B"].shape == (1, 32, 32)
     assert sample["A_path"].endswith(str(Path("more") / "b.JPG"))
+
+
+def test_grayscale_to_colour_trains_end_to_end(tmp_path: Path) -> None:
+    """model.in_channels=1: the data follows (data.in_channels interpolates it), and a tiny
+    run trains, validates and draws its image grid."""
+    run_tiny(tmp_path, "model.in_channels=1", "trainer.max_epochs=1",
+             "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+             "trainer.num_sanity_val_steps=0")  # fmt: skip
+    assert any(row.get("val/L1") for row in read_metrics(tmp_path / "run"))

@@ -94,7 +94,11 @@ def test_truncated_images_are_found_by_the_scan_not_mid_epoch(tmp_path: Path) ->
 
 def test_missing_fallback_split_names_the_key(no_val_root: Path) -> None:
     module = small_paired_module(no_val_root, val_fallback="holdout")
-    with pytest.raises(DataError, match=r"no 'holdout/' folder .*data.val_fallback"):
+    with pytest.raises(
+        DataError,
+        match=r"no 'holdout/' folder \(found: test/, train/\).*data.val_fallback=N "
+        r"\(e.g. 20\) to hold N of the 'train/' images out",
+    ):
         module.setup("fit")
 
 
@@ -106,6 +110,14 @@ def test_missing_fallback_split_names_the_key(no_val_root: Path) -> None:
         ({"val_fallback": True}, r"data.val_fallback=True"),
         ({"val_fallback": 0}, r"data.val_fallback=0"),
         ({"batch_size": 0}, r"data.batch_size=0"),
+        ({"batch_size": 2.5}, r"data.batch_size=2.5 must be a positive integer"),
+        ({"layout": "stacked"}, r"data.layout='stacked' is not valid; use one of combined"),
+        ({"preprocess": "fit"}, r"data.preprocess='fit' is not valid"),
+        ({"unmatched": "ignore"}, r"data.unmatched='ignore' is not valid; use one of error"),
+        ({"test_fraction": 1.5}, r"data.test_fraction=1.5 must be a number between 0 and 1"),
+        ({"test_fraction": 0.1, "test_list": "t.txt"}, r"test_fraction and data.test_list both"),
+        ({"in_channels": 4}, r"data.in_channels=4 is not valid; use 1 \(grayscale\) or 3"),
+        ({"size_multiple": 0}, r"data.size_multiple=0 must be a positive integer or null"),
     ],
 )
 def test_bad_settings_raise_config_error(

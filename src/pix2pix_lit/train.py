@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
+from pix2pix_lit.extras import apply_extras
 from pix2pix_lit.run import monitored_metric, train
 
 
@@ -21,7 +22,7 @@ from pix2pix_lit.run import monitored_metric, train
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
     try:
-        metrics = train(cfg)
+        metrics = train(cfg, before_training=apply_extras)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except SIGTERMException:
         sys.exit("interrupted: a resumable checkpoint was saved (see the log above)")

@@ -8,11 +8,12 @@ and their summaries), :mod:`~pix2pix_lit.bench.table` (the markdown table) and
 """
 
 from pix2pix_lit.bench.cli import main
-from pix2pix_lit.bench.plain import autocast_for, plain_run, plain_step
+from pix2pix_lit.bench.plain import autocast_for, plain_run
 from pix2pix_lit.bench.rows import CPU_ROWS, ROWS, compose_train_config
 from pix2pix_lit.bench.runner import lightning_run, run_bench
-from pix2pix_lit.bench.table import hardware, markdown_table
+from pix2pix_lit.bench.table import markdown_table
 from pix2pix_lit.bench.timing import PeakMemory, StepTimer, StepTimes
+from pix2pix_lit.hardware import hardware
 
 __all__ = [
     "CPU_ROWS",
@@ -27,6 +28,5 @@ __all__ = [
     "main",
     "markdown_table",
     "plain_run",
-    "plain_step",
     "run_bench",
 ]

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from pix2pix_lit.bench.rows import CPU_ROWS, ROWS
-from pix2pix_lit.bench.runner import run_bench
+from pix2pix_lit.bench.runner import SIDES, run_bench
 from pix2pix_lit.bench.table import markdown_table
 
 
@@ -52,6 +52,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("experiments/throughput"))
     parser.add_argument("--name", default=None, help="results file name (default: hardware)")
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        choices=SIDES,
+        default=list(SIDES),
+        help="time the Lightning run (the train code path), the plain loop, or both",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config")
     return parser.parse_args(argv)
 
@@ -73,5 +80,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.overrides,
         args.out,
         args.name,
+        args.sides,
     )
     print(markdown_table(results), end="")

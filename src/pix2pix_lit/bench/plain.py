@@ -14,13 +14,14 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from torch import Tensor, nn
+from torch import Tensor
 
 from pix2pix_lit.bench.rows import compose_train_config
 from pix2pix_lit.bench.timing import PeakMemory, StepTimes
 from pix2pix_lit.callbacks.performance import PerformanceCallback
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.losses import Pix2PixObjective
+from pix2pix_lit.graphed_step import GraphedStep
+from pix2pix_lit.tasks.pix2pix import update_step
 
 _AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
     "32-true": None,
@@ -30,7 +31,8 @@ _AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
 
 
 def autocast_for(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
-    """The autocast context Lightning's precision plugin puts around a training step."""
+    """The autocast context Lightning's precision plugin puts around a training step (without
+    the weight-cast cache, as there; a CUDA graph capture needs it off)."""
     if precision not in _AUTOCAST_DTYPES:
         raise ConfigError(
             f"trainer.precision={precision} is not supported by the bench's plain loop; "
@@ -39,34 +41,7 @@ def autocast_for(precision: str, device: torch.device) -> Callable[[], AbstractC
     dtype = _AUTOCAST_DTYPES[precision]
     if dtype is None:
         return nullcontext
-    return lambda: torch.autocast(device.type, dtype=dtype)
-
-
-def plain_step(
-    generator: nn.Module,
-    discriminator: nn.Module,
-    objective: Pix2PixObjective,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    real_a: Tensor,
-    real_b: Tensor,
-    autocast: Callable[[], AbstractContextManager],
-) -> None:
-    """One pix2pix step without Lightning: D on (x, y) and (x, G(x)), then G with D frozen."""
-    opt_g, opt_d = optimizers
-    with autocast():
-        fake_b = generator(real_a)
-        loss_d, _ = objective.discriminator_loss(discriminator, real_a, real_b, fake_b)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    # As toggle_optimizer does: the G step computes no gradients for D's weights.
-    discriminator.requires_grad_(False)
-    with autocast():
-        loss_g, _ = objective.generator_loss(discriminator, real_a, real_b, fake_b)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    discriminator.requires_grad_(True)
+    return lambda: torch.autocast(device.type, dtype=dtype, cache_enabled=False)
 
 
 def plain_run(
@@ -91,6 +66,14 @@ def plain_run(
         task.optimizer_d(discriminator.parameters()),
     )
     autocast = autocast_for(str(cfg.trainer.precision), device)
+
+    def step(real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+        # under autocast as Lightning runs a training step
+        with autocast():
+            return update_step(generator, discriminator, task.objective, optimizers, real_a, real_b)
+
+    if cfg.task.get("cuda_graph"):
+        step = GraphedStep(step, (generator, discriminator), optimizers)
     times, total = StepTimes(), warmup + steps
     loader = datamodule.train_dataloader()
     while len(times.done) < total:
@@ -100,15 +83,7 @@ def plain_run(
             if perf is not None:
                 perf.convert_batch(batch)
             times.batch_ready(len(batch["A"]))
-            plain_step(
-                generator,
-                discriminator,
-                task.objective,
-                optimizers,
-                batch["A"],
-                batch["B"],
-                autocast,
-            )
+            step(batch["A"], batch["B"])
             times.batch_done(device, warmup, total)
             if len(times.done) >= total:
                 break

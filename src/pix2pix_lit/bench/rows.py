@@ -34,9 +34,14 @@ ROWS: dict[str, list[str]] = {
     "perf=fast workers=2": ["perf=fast", "data.num_workers=2"],
     "perf=fast in_memory": ["perf=fast", "data=facades_in_memory"],
     "perf=compile": ["perf=compile"],
+    # GPU rows: the whole step as one CUDA graph (eager after a warning elsewhere), the presets
+    "cuda_graph": ["task.cuda_graph=true", "task.nonfinite_patience=0"],
+    "perf=graph": ["perf=graph"],
+    "perf=gpu": ["perf=gpu"],
 }
-#: Rows run by default: everything but compile on a CPU (minutes of compilation per run).
-CPU_ROWS = [name for name in ROWS if "compile" not in name]
+#: Rows run by default on a CPU: not the compile rows (minutes of compilation per run; perf=gpu
+#: compiles too), nor the CUDA graph ones (they run the eager step there).
+CPU_ROWS = [name for name in ROWS if not any(k in name for k in ("compile", "gpu", "graph"))]
 
 
 def compose_train_config(overrides: Sequence[str]) -> DictConfig:

@@ -22,11 +22,15 @@ import torch
 
 from pix2pix_lit.bench.plain import plain_run
 from pix2pix_lit.bench.rows import ROWS, compose_train_config
-from pix2pix_lit.bench.table import hardware, markdown_table
+from pix2pix_lit.bench.table import markdown_table
 from pix2pix_lit.bench.timing import PeakMemory, StepTimes
 from pix2pix_lit.data.synthetic import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.hardware import hardware
 from pix2pix_lit.run import train
+
+#: The two ways a row is timed: the train code path and the plain loop.
+SIDES = ("lightning", "plain")
 
 
 def lightning_run(
@@ -58,9 +62,13 @@ def _data_overrides(data_root: Path | None, workdir: Path, size: int, count: int
     return [f"data.root={data_root}"]
 
 
-def _median_summary(runs: list[tuple[StepTimes, float | None]], warmup: int, batch: int) -> dict:
+def _median_summary(
+    runs: list[tuple[StepTimes, float | None]], warmup: int, batch: int
+) -> dict | None:
     """One row's numbers over its repeats: median step time and wait, fastest step, largest
-    peak memory."""
+    peak memory (None for a side that was not run)."""
+    if not runs:
+        return None
     summaries = [times.summary(warmup, batch) for times, _ in runs]
     ms = statistics.median(s["ms_per_step"] for s in summaries)
     bests = [s["best_ms_per_step"] for s in summaries if s["best_ms_per_step"] is not None]
@@ -90,9 +98,13 @@ def run_bench(
     overrides: Sequence[str],
     out: Path,
     name: str | None = None,
+    sides: Sequence[str] = SIDES,
 ) -> list[dict[str, Any]]:
     """Measure every row at every batch size; write ``<out>/<name>.md`` and ``.json`` (name:
-    the hardware, e.g. ``cpu-2core``) and return the results."""
+    the hardware, e.g. ``cpu-2core``) after each run, and return the results.
+
+    ``sides``: ``lightning`` (the train code path) and/or ``plain`` (the plain loop).
+    """
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         raise ConfigError(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
@@ -116,11 +128,26 @@ def run_bench(
         "++trainer.enable_checkpointing=false",
         "callbacks=none",
     ]
-    results = []
+    runs: dict[tuple[str, int], dict[str, list]] = {}
+
+    def results() -> list[dict[str, Any]]:
+        return [
+            {"row": row, "batch": batch}
+            | {side: _median_summary(got[side], warmup, batch) for side in SIDES}
+            for (row, batch), got in runs.items()
+        ]
+
+    settings = {
+        "size": size,
+        "warmup": warmup,
+        "steps": steps,
+        "repeats": repeats,
+        "data_root": os.path.relpath(data_root) if data_root else "generated",
+        "overrides": list(overrides),
+    }
     with tempfile.TemporaryDirectory(prefix="pix2pix-bench-") as tmp:
         work = Path(tmp)
         data = _data_overrides(data_root, work, size, (warmup + steps + 1) * max(batches))
-        runs: dict[tuple[str, int], dict[str, list]] = {}
         for repeat in range(repeats):
             for row in rows:
                 for batch in batches:
@@ -128,28 +155,32 @@ def run_bench(
                     config = [*base, *data, f"data.batch_size={batch}", *ROWS[row], *overrides]
                     workdir = work / f"{repeat}-{re.sub(r'[^a-z0-9]+', '-', row)}-{batch}"
                     workdir.mkdir()
-                    got = runs.setdefault((row, batch), {"lightning": [], "plain": []})
-                    got["lightning"].append(lightning_run(config, workdir, warmup, steps, device))
-                    got["plain"].append(plain_run(config, warmup, steps, device))
-        for (row, batch), got in runs.items():
-            results.append(
-                {
-                    "row": row,
-                    "batch": batch,
-                    "lightning": _median_summary(got["lightning"], warmup, batch),
-                    "plain": _median_summary(got["plain"], warmup, batch),
-                }
-            )
+                    got = runs.setdefault((row, batch), {side: [] for side in SIDES})
+                    if "lightning" in sides:
+                        got["lightning"].append(
+                            lightning_run(config, workdir, warmup, steps, device)
+                        )
+                    if "plain" in sides:
+                        got["plain"].append(plain_run(config, warmup, steps, device))
+                    # after every run: a bench cut short still leaves its table so far
+                    _write_report(results(), settings, device, load_before, out, name)
+    return results()
+
+
+def _write_report(
+    results: list[dict[str, Any]],
+    settings: dict[str, Any],
+    device: torch.device,
+    load_before: float,
+    out: Path,
+    name: str | None,
+) -> None:
     info = hardware()
+    size, steps, warmup, repeats = (settings[k] for k in ("size", "steps", "warmup", "repeats"))
     report = {
         "hardware": info,
         "settings": {
-            "size": size,
-            "warmup": warmup,
-            "steps": steps,
-            "repeats": repeats,
-            "data_root": os.path.relpath(data_root) if data_root else "generated",
-            "overrides": list(overrides),
+            **settings,
             "step_time": "median interval (CPU)" if device.type == "cpu" else "window mean (GPU)",
             "peak_memory": "VmHWM growth (CPU)" if device.type == "cpu" else "CUDA max allocated",
             "load_average_1min": [load_before, os.getloadavg()[0]],
@@ -167,4 +198,3 @@ def run_bench(
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n\n"
     )
     (out / f"{name}.md").write_text(header + markdown_table(results))
-    return results

@@ -3,5 +3,6 @@
 from pix2pix_lit.callbacks.emergency import EmergencyCheckpoint
 from pix2pix_lit.callbacks.image_grid import ImageGridCallback
 from pix2pix_lit.callbacks.performance import PerformanceCallback
+from pix2pix_lit.callbacks.throughput import ThroughputCallback
 
-__all__ = ["EmergencyCheckpoint", "ImageGridCallback", "PerformanceCallback"]
+__all__ = ["EmergencyCheckpoint", "ImageGridCallback", "PerformanceCallback", "ThroughputCallback"]

@@ -11,11 +11,13 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import default_collate
 
+from pix2pix_lit.loggers import log_samples_table
 from pix2pix_lit.utils.images import make_grid, save_png
 
 
 class ImageGridCallback(L.Callback):
-    """Saves ``<dirpath>/epoch_XXX.png`` and logs it to W&B / TensorBoard when present.
+    """Saves ``<dirpath>/epoch_XXX.png`` and logs it to W&B / TensorBoard when present (to
+    W&B also as a table of the images, see :func:`~pix2pix_lit.loggers.log_samples_table`).
 
     The columns come from the task's ``grid_columns`` (pix2pix: input | output | target).
 
@@ -70,6 +72,7 @@ class ImageGridCallback(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image("val/samples", [grid], step=trainer.global_step, caption=[caption])
+                log_samples_table(logger, columns, trainer.current_epoch, trainer.global_step)
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(
                     "val/samples", grid, trainer.global_step, dataformats="HWC"

@@ -52,18 +52,25 @@ def find_images(folder: str | Path, pattern: str = "*", recursive: bool = True) 
     Files not matching ``pattern`` (a glob such as ``*.png``) are neither listed nor ignored:
     they are another side's files.
     """
-    folder = Path(folder)
-    images: list[Path] = []
-    ignored: list[Path] = []
+    # Strings, not Paths, until the end: pathlib's parsing dominated listing 20k files.
+    images: list[str] = []
+    ignored: list[str] = []
+    pattern = pattern.lower()
     for parent, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if recursive and not is_hidden(d))
+        dirs[:] = [d for d in dirs if recursive and not is_hidden(d)]
         for name in files:
-            path = Path(parent) / name
-            if is_hidden(name) or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                ignored.append(path)
-            elif fnmatch.fnmatch(name.lower(), pattern.lower()):
-                images.append(path)
-    return ImageListing(sorted(images), sorted(ignored))
+            lower = name.lower()
+            if is_hidden(name) or os.path.splitext(lower)[1] not in IMAGE_EXTENSIONS:
+                ignored.append(os.path.join(parent, name))
+            elif fnmatch.fnmatchcase(lower, pattern):
+                images.append(os.path.join(parent, name))
+    return ImageListing(_sorted_paths(images), _sorted_paths(ignored))
+
+
+def _sorted_paths(paths: list[str]) -> list[Path]:
+    # Plain string order (differs from Path order only around characters below "/"): any
+    # fixed order will do, and it is twice as fast.
+    return [Path(p) for p in sorted(paths)]
 
 
 def list_images(folder: str | Path) -> list[Path]:

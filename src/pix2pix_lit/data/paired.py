@@ -19,6 +19,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from pix2pix_lit.data.augment import PairAugment
 from pix2pix_lit.data.download import fetch_dataset, preparing
 from pix2pix_lit.data.io import check_channels, to_channels
 from pix2pix_lit.data.layouts import (
@@ -30,7 +31,7 @@ from pix2pix_lit.data.layouts import (
     make_layout,
     split_halves,
 )
-from pix2pix_lit.data.sampling import ResumableRandomSampler
+from pix2pix_lit.data.sampling import ResumableRandomSampler, SizeBatches
 from pix2pix_lit.data.scan import scan_images
 from pix2pix_lit.data.transforms import FIXED_SIZE_MODES, PairTransform, Preprocess, Size
 from pix2pix_lit.errors import ConfigError, DataError
@@ -169,6 +170,8 @@ class PairedImageDataModule(LightningDataModule):
         scan_cache: folder keeping scan results between starts (keyed by file size and
             modification time); ``None``: scan every time.
         scan_workers: threads reading files in the scan (default: two per CPU core).
+        augment: albumentations transforms run on A and B with one draw after the
+            preprocessing, in training only (:mod:`pix2pix_lit.data.augment`).
     """
 
     def __init__(
@@ -208,6 +211,7 @@ class PairedImageDataModule(LightningDataModule):
         verify_images: bool = True,
         scan_cache: str | Path | None = None,
         scan_workers: int | None = None,
+        augment: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         _check_direction(direction)
@@ -243,6 +247,7 @@ class PairedImageDataModule(LightningDataModule):
         self.verify_images = verify_images
         self.scan_cache = scan_cache
         self.scan_workers = scan_workers
+        self.augment = PairAugment(augment) if augment else None
         # Drawn from the global generator once, so seed_everything fixes every epoch's order.
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self._sampler: ResumableRandomSampler | None = None
@@ -483,14 +488,15 @@ class PairedImageDataModule(LightningDataModule):
             )
         return self._found_pairs(self.pair_layout.find(folder), folder)
 
-    def _has_split(self, split: str) -> bool:
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` exists: a split folder, or a split drawn from the one folder."""
         if self._one_folder:
             return split in (self.train_split, self.test_split)
         return (self.root / split).is_dir()
 
     def _train_and_val_pairs(self) -> tuple[list[Pair], list[Pair]]:
         train = self._pairs(self.train_split, "data.train_split")
-        if not self._one_folder and self._has_split(self.val_split):
+        if not self._one_folder and self.has_split(self.val_split):
             return train, self._pairs(self.val_split, "data.val_split")
         fallback = self.val_fallback
         if isinstance(fallback, str):
@@ -538,13 +544,14 @@ class PairedImageDataModule(LightningDataModule):
         preprocess = Preprocess(
             self.preprocess, self.load_size, self.crop_size, flip, self._multiple()
         )
-        return PairTransform(preprocess, train)
+        return PairTransform(preprocess, train, self.augment)
 
-    def _dataset(self, pairs: list[Pair], train: bool, key: str) -> PairedImageDataset:
+    def _dataset(self, pairs: list[Pair], train: bool) -> PairedImageDataset:
         dataset = PairedImageDataset(
             pairs, self._transform(train), self.direction, self.pair_layout, self.channels
         )
-        self._check_batchable(dataset, train, key)
+        if train:
+            self._check_batchable(dataset)
         return dataset
 
     def sample_sizes(self, dataset: PairedImageDataset, train: bool) -> list[Size]:
@@ -552,15 +559,16 @@ class PairedImageDataModule(LightningDataModule):
         preprocess = dataset.transform.preprocess
         return [preprocess.output_size(self._pair_sizes[pair.a], train) for pair in dataset.pairs]
 
-    def _check_batchable(self, dataset: PairedImageDataset, train: bool, key: str) -> None:
-        batch_size = self.batch_size if train else self.val_batch_size
-        if batch_size == 1 or self.preprocess in FIXED_SIZE_MODES:
+    def _check_batchable(self, train_set: PairedImageDataset) -> None:
+        # Evaluation batches are bucketed by size (SizeBatches); training batches are not,
+        # as the resumable sampler counts its position in samples of one shuffled order.
+        if self.batch_size == 1 or self.preprocess in FIXED_SIZE_MODES:
             return
-        sizes = Counter(self.sample_sizes(dataset, train))
+        sizes = Counter(self.sample_sizes(train_set, train=True))
         if len(sizes) > 1:
             common = [f"{w}x{h} ({n})" for (w, h), n in sizes.most_common()]
             raise ConfigError(
-                f"data.{key}={batch_size} with data.preprocess={self.preprocess}: the samples "
+                f"data.batch_size={self.batch_size} with data.preprocess={self.preprocess}: the samples "
                 f"come in {len(sizes)} sizes ({listed(common, 4)}) and a batch holds one size; "
                 "use batch size 1, or a mode with a fixed size (resize_and_crop, "
                 "scale_width_and_crop, crop)"
@@ -571,12 +579,12 @@ class PairedImageDataModule(LightningDataModule):
         """Scan the splits needed for ``stage`` (all of them when ``None``)."""
         if stage in (None, "fit", "validate") and self.train_set is None:
             train, val = self._train_and_val_pairs()
-            self.train_set = self._dataset(train, True, "batch_size")
-            self.val_set = self._dataset(val, False, "val_batch_size")
+            self.train_set = self._dataset(train, True)
+            self.val_set = self._dataset(val, False)
             rank_zero_info(f"data: {len(train)} training and {len(val)} validation pairs")
         if stage in (None, "test", "predict") and self.test_set is None:
             test = self._pairs(self.test_split, "data.test_split")
-            self.test_set = self._dataset(test, False, "val_batch_size")
+            self.test_set = self._dataset(test, False)
             rank_zero_info(f"data: {len(test)} test pairs")
 
     def _loader(
@@ -584,13 +592,18 @@ class PairedImageDataModule(LightningDataModule):
         dataset: Dataset | None,
         batch_size: int,
         sampler: ResumableRandomSampler | None = None,
+        batch_sampler: SizeBatches | None = None,
     ) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders")
+        batching: dict[str, Any] = (
+            {"batch_sampler": batch_sampler}
+            if batch_sampler is not None
+            else {"batch_size": batch_size, "sampler": sampler}
+        )
         return DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
+            **batching,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
@@ -616,13 +629,24 @@ class PairedImageDataModule(LightningDataModule):
             self._sampler.load_state_dict(self._sampler_state)
         return self._loader(self.train_set, self.batch_size, self._sampler)
 
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
+        """Batches of ``val_batch_size``, bucketed by size when samples keep their own sizes."""
+        if (
+            not isinstance(dataset, PairedImageDataset)
+            or self.val_batch_size == 1
+            or self.preprocess in FIXED_SIZE_MODES
+        ):
+            return self._loader(dataset, self.val_batch_size)
+        batches = SizeBatches(self.sample_sizes(dataset, train=False), self.val_batch_size)
+        return self._loader(dataset, self.val_batch_size, batch_sampler=batches)
+
     def val_dataloader(self) -> DataLoader:
         """Validation batches (from the fallback when there is no val split)."""
-        return self._loader(self.val_set, self.val_batch_size)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
-        return self._loader(self.test_set, self.val_batch_size)
+        return self._eval_loader(self.test_set)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training sampler stands, saved in checkpoints by Lightning."""

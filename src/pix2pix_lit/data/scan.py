@@ -127,7 +127,9 @@ def scan_images(
             continue
         cache = None
         if cache_dir is not None:
-            cache = caches.setdefault(path.parent, ScanCache(cache_dir, path.parent))
+            if path.parent not in caches:
+                caches[path.parent] = ScanCache(cache_dir, path.parent)
+            cache = caches[path.parent]
             hit = cache.get(path, stamp, decode)
             if hit is not None:
                 results[path] = hit

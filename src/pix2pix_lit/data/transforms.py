@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pix2pix_lit.data.augment import PairAugment
 from pix2pix_lit.errors import ConfigError
 
 PREPROCESS_MODES: tuple[str, ...] = (
@@ -151,6 +152,8 @@ class PairTransform:
 
     preprocess: Preprocess
     train: bool
+    #: ``data.augment``: albumentations transforms run after the preprocessing in training
+    augment: PairAugment | None = None
 
     def __call__(
         self, a: np.ndarray, b: np.ndarray, seed: int | None = None
@@ -160,12 +163,17 @@ class PairTransform:
         b = resize(b, native)
         size = self.preprocess.resized(native, self.train)
         a, b = resize(a, size), resize(b, size)
+        if self.train and seed is None:
+            seed = int(torch.randint(0, 2**63 - 1, ()).item())
         crop, flip = self._draw(size, seed)
         if crop is not None:
             left, top, side = crop
             a, b = a[top : top + side, left : left + side], b[top : top + side, left : left + side]
         if flip:
             a, b = a[:, ::-1], b[:, ::-1]
+        if self.augment is not None and self.train:
+            # a draw of its own, independent of the crop and flip drawn from the same seed
+            a, b = self.augment(a, b, seed + 1)
         return to_signed_tensor(a), to_signed_tensor(b)
 
     def _draw(self, size: Size, seed: int | None) -> tuple[tuple[int, int, int] | None, bool]:
@@ -179,8 +187,6 @@ class PairTransform:
             if not cropping:
                 return None, False
             return ((size[0] - side) // 2, (size[1] - side) // 2, side), False
-        if seed is None:
-            seed = int(torch.randint(0, 2**63 - 1, ()).item())
         rng = np.random.default_rng(seed)
         crop = None
         if cropping:

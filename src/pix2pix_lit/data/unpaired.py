@@ -1,12 +1,13 @@
 """Unpaired images of two domains A and B, for cycle-consistent translation (CycleGAN, U-GAT-IT).
 
-Two layouts are served:
+Layouts served:
 
 * ``cyclegan``: the layout of CycleGAN's datasets (Zhu et al. 2017): ``root/trainA``,
   ``trainB``, ``testA``, ``testB`` (``valA``/``valB`` when present) holding images of any size.
-* ``aligned``: a pix2pix-layout dataset of A|B images whose training halves are served as two
-  independent domains; its validation and test splits stay paired, so the paired metrics
-  (val/L1, PSNR, SSIM) compare directly with pix2pix on the same data.
+* ``aligned`` (= ``combined``) or ``separate``: a paired dataset (A|B images, or A and B
+  folders, see :mod:`~pix2pix_lit.data.layouts`) whose training inputs and targets are served
+  as two independent domains; its validation and test splits stay paired, so the paired
+  metrics (val/L1, PSNR, SSIM) compare directly with pix2pix on the same data.
 
 Each training A image is shown with a B image drawn at random every time (``serial=True``: the
 B image of the same index), and A and B are augmented independently of each other.
@@ -161,6 +162,11 @@ class UnpairedImageDataModule(PairedImageDataModule):
 
     def _has_domain_split(self, split: str) -> bool:
         return all(folder.is_dir() for folder in self._domain_folders(split))
+
+    def has_split(self, split: str) -> bool:
+        if self.layout == "cyclegan":
+            return self._has_domain_split(split)
+        return super().has_split(split)
 
     def _split_error(self, split: str, key: str) -> DataError:
         if self.root.is_dir():

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from pix2pix_lit import gallery
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
@@ -37,6 +38,7 @@ from pix2pix_lit.metrics import (
     per_class_scores,
 )
 from pix2pix_lit.metrics.fcn_score import FCNScore
+from pix2pix_lit.networks import size_rule
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.utils.images import save_png, to_uint8
 
@@ -284,7 +286,8 @@ def _format(value: float | None) -> str:
 
 
 def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
-    """A self-contained page: one row per image (input | output | target, name, scores).
+    """A self-contained page: one row per image (input | output | target, name, scores),
+    sortable and filterable by score (:mod:`pix2pix_lit.gallery`).
 
     Image links are relative (``images/...``), so the page opens from disk without a server.
     """
@@ -301,7 +304,9 @@ def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
         scores = "<br>".join(
             f"{esc(k)} {_format(v)}" for k, v in record.items() if isinstance(v, float)
         )
-        rows.append(f"<tr><td>{esc(name)}</td>{cells}<td>{scores}</td></tr>")
+        rows.append(
+            f"<tr{gallery.row_attributes(record)}><td>{esc(name)}</td>{cells}<td>{scores}</td></tr>"
+        )
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -318,9 +323,12 @@ img {{ width: 256px; image-rendering: pixelated; }}
 <h1>pix2pix_lit evaluation</h1>
 <p>{details}</p>
 <p><b>Means over {evaluation.count} images:</b> {summary}</p>
-<table>
-<tr><th>name</th><th>input</th><th>output</th><th>target</th><th>scores</th></tr>
+{gallery.controls(gallery.score_names(evaluation.per_image))}
+<table id="{gallery.TABLE_ID}">
+<thead><tr><th>name</th><th>input</th><th>output</th><th>target</th><th>scores</th></tr></thead>
+<tbody>
 {chr(10).join(rows)}
+</tbody>
 </table>
 </body>
 </html>
@@ -351,9 +359,13 @@ def run_evaluation(cfg: DictConfig) -> Path:
     fcn = FCNScore.from_checkpoint(segmenter, task.device) if segmenter else None
 
     datamodule = instantiate(OmegaConf.create(data))
+    if getattr(datamodule, "size_multiple", 1) is None:
+        # What a Trainer gives it in validation: the generator's own size rule, to which
+        # preprocess=none|scale_width bring every image (data.size_multiple overrides it).
+        datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
     split_dir = Path(datamodule.root) / datamodule.test_split
-    if not split_dir.is_dir():
+    if not datamodule.has_split(datamodule.test_split):
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
         raise DataError(
             f"data.split={datamodule.test_split}: {split_dir} does not exist; "

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -34,7 +33,9 @@ from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 from tqdm import tqdm
 
-from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
+from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_image
+from pix2pix_lit.data.transforms import resize
+from pix2pix_lit.data.transforms import to_signed_tensor as signed_image
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
 from pix2pix_lit.inference.protocol import repeatable_noise
@@ -53,13 +54,12 @@ SETTINGS_KEY = "pix2pix_lit.predict"
 
 def to_signed_tensor(images: Sequence[np.ndarray]) -> Tensor:
     """HWC uint8 arrays of one size → an (N, C, H, W) float batch in [-1, 1]."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-    return batch / 127.5 - 1
+    return torch.stack([signed_image(image) for image in images])
 
 
 def _resize(image: np.ndarray, size: Size) -> np.ndarray:
-    # Bicubic, like the data pipeline's resize, so the generator sees what it was trained on.
-    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    # The data pipeline's resize (Pillow bicubic), so the generator sees what it was trained on.
+    return resize(image, (size[1], size[0]))
 
 
 @dataclass(frozen=True)
@@ -263,9 +263,10 @@ def _translate_chunk(
     settings: str,
 ) -> None:
     readable, arrays = [], []
+    channels = (task.run_config or {}).get("model", {}).get("in_channels", 3)
     for path, fit in chunk:
         try:
-            arrays.append(fit.apply(read_rgb(path)))
+            arrays.append(fit.apply(read_image(path, channels)))
         except DataError as err:  # a header that reads but pixel data that does not
             _skip(summary.skipped, path, err)
             continue

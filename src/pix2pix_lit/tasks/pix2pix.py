@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.graphed_step import GraphedStep
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
+
+
+def update_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    objective: Pix2PixObjective,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    real_a: Tensor,
+    real_b: Tensor,
+) -> dict[str, Tensor]:
+    """One pix2pix update on plain optimizers: D on (x, y) and (x, G(x)), then G with D
+    frozen (the reference order); returns the losses. No host sync, no Lightning hooks: the
+    step the bench's plain loop times and :class:`GraphedStep` captures."""
+    opt_g, opt_d = optimizers
+    fake_b = generator(real_a)
+    logs: dict[str, Tensor] = {}
+    if objective.trains_discriminator:
+        loss_d, d_logs = objective.discriminator_loss(discriminator, real_a, real_b, fake_b)
+        _descend(opt_d, loss_d)
+        logs.update(d_logs)
+    # As toggle_optimizer does: the G step computes no gradients for D's weights.
+    discriminator.requires_grad_(False)
+    loss_g, g_logs = objective.generator_loss(discriminator, real_a, real_b, fake_b)
+    _descend(opt_g, loss_g)
+    discriminator.requires_grad_(True)
+    logs.update(g_logs)
+    return logs
+
+
+def _descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 class Pix2Pix(TranslationTask):
@@ -19,7 +55,10 @@ class Pix2Pix(TranslationTask):
     ``discriminator`` config groups, so any pair can be combined; ``objective`` holds
     everything pix2pix-specific about the losses (GAN mode, λs, conditioning, pool).
     ``clip_grad_norm`` > 0 clips each network's gradients (Lightning's
-    ``gradient_clip_val`` does not apply under manual optimization).
+    ``gradient_clip_val`` does not apply under manual optimization). ``cuda_graph``: capture
+    the whole step once as a CUDA graph and replay it for every batch of the same shape
+    (:mod:`pix2pix_lit.graphed_step`); where it cannot be captured the eager step runs, after
+    a one-line warning.
     """
 
     def __init__(
@@ -34,6 +73,7 @@ class Pix2Pix(TranslationTask):
         validation_seed: int = 0,
         nonfinite_patience: int = 10,
         clip_grad_norm: float = 0.0,
+        cuda_graph: bool = False,
     ):
         super().__init__(
             optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
@@ -42,6 +82,8 @@ class Pix2Pix(TranslationTask):
         self.discriminator = discriminator
         self.objective = objective
         self.clip_grad_norm = clip_grad_norm
+        self.cuda_graph = cuda_graph
+        self._graphed: GraphedStep | None = None
         if objective.lambda_cam > 0 and not hasattr(generator, "forward_with_cam"):
             raise ConfigError(
                 f"loss.lambda_cam={objective.lambda_cam} needs a generator with a CAM classifier "
@@ -60,8 +102,52 @@ class Pix2Pix(TranslationTask):
     def translation_network(self) -> nn.Module:
         return self.generator
 
+    def graph_obstacle(self) -> str | None:
+        """What in this run's configuration keeps the step out of a CUDA graph, if anything."""
+        if self.nonfinite_patience > 0:
+            return (
+                f"task.nonfinite_patience={self.nonfinite_patience} checks each loss on the host"
+                " (a sync); set task.nonfinite_patience=0"
+            )
+        if self.clip_grad_norm > 0:
+            return "task.clip_grad_norm > 0 clips in Lightning's optimizer hook; set it to 0"
+        if self.objective.pool.pool_size > 0:
+            return "loss.pool_size > 0 draws from the image pool on the host; set it to 0"
+        if self.objective.lambda_cam > 0:
+            return "loss.lambda_cam > 0 (U-GAT-IT's CAM loss) is not in the captured step"
+        if self.trainer.world_size > 1:
+            return "data-parallel training (trainer.devices > 1) is not captured"
+        if "16" in str(self.trainer.precision) and "bf16" not in str(self.trainer.precision):
+            return "trainer.precision=16-mixed scales losses in Lightning's step; use bf16-mixed"
+        return None
+
+    def _graphed_step(self) -> GraphedStep | None:
+        """The step's CUDA graph (built on first use); None when it is off or disabled."""
+        if not self.cuda_graph:
+            return None
+        if self._graphed is None:
+            optimizers = tuple(opt.optimizer for opt in self.optimizers())
+            networks = (self.generator, self.discriminator)
+            step = partial(update_step, *networks, self.objective, optimizers)
+            self._graphed = GraphedStep(step, (*networks, self.objective), optimizers)
+            obstacle = self.graph_obstacle()
+            if obstacle is not None:
+                self._graphed.disable(obstacle)
+        return None if self._graphed.disabled else self._graphed
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_a, real_b = batch["A"], batch["B"]
+        graphed = self._graphed_step()
+        if graphed is not None and graphed.fits(real_a, real_b):
+            logs = graphed(real_a, real_b)
+            # LightningOptimizer.step counts each optimizer step (trainer.global_step) in
+            # these hooks; the graph steps the optimizers underneath it.
+            opt_g, opt_d = self.optimizers()
+            for opt in (opt_d, opt_g) if self.objective.trains_discriminator else (opt_g,):
+                opt._on_before_step()
+                opt._on_after_step()
+            self.log_losses(logs, batch_size=real_a.shape[0])
+            return
         opt_g, opt_d = self.optimizers()
         networks = (self.generator, self.discriminator)
         buffers = self.snapshot_buffers(*networks)

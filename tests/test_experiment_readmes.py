@@ -1,0 +1,55 @@
+"""Every figure a README shows is a file of the repository that a command named in the same
+README regenerates: the studies' report.png by ``pix2pix_lit.report --readme`` (which writes
+the block that shows it), the main README's samples by the training command in its caption."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pix2pix_lit.report import BEGIN_MARKER, END_MARKER, FIGURE_FILE
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = sorted((REPO / "experiments").glob("*/README.md"))
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def commands(readme: str) -> str:
+    """The text of the README's fenced code blocks, continuation lines joined."""
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    return "\n".join(blocks).replace("\\\n", " ")
+
+
+def test_every_study_has_a_readme() -> None:
+    assert len(STUDIES) >= 6
+    for readme in STUDIES:
+        assert "python -m pix2pix_lit." in commands(readme.read_text()) or "run.sh" in (
+            readme.read_text()
+        ), f"{readme.parent.name}: no command"
+
+
+@pytest.mark.parametrize("readme", STUDIES, ids=lambda p: p.parent.name)
+def test_study_figures_are_written_by_the_report_command_the_readme_names(readme: Path) -> None:
+    text = readme.read_text()
+    for figure in IMAGE.findall(text):
+        assert (readme.parent / figure).is_file(), f"{readme}: {figure} is missing"
+        assert figure == FIGURE_FILE, f"{readme}: {figure} is not the report's figure"
+        block = text.split(BEGIN_MARKER, 1)[1].split(END_MARKER, 1)[0]
+        assert f"({figure})" in block, f"{readme}: {figure} outside the report block"
+        relative = readme.relative_to(REPO).as_posix()
+        assert re.search(
+            rf"python -m pix2pix_lit\.report \S+.*--readme {re.escape(relative)}",
+            commands(text),
+        ), f"{readme}: no `python -m pix2pix_lit.report ... --readme {relative}` command"
+
+
+def test_readme_picture_is_in_the_repo_and_its_caption_names_the_command() -> None:
+    text = (REPO / "README.md").read_text()
+    first_screen = "\n".join(text.splitlines()[:60])
+    (picture,) = IMAGE.findall(first_screen)
+    path = REPO / picture
+    assert path.is_file() and path.stat().st_size < 400_000
+    caption = text.split(picture, 1)[1].split("\n\n")[1]  # the paragraph below it
+    assert "pix2pix-train experiment=facades_pix2pix" in caption.replace("\n", " ")

@@ -7,7 +7,6 @@ import copy
 import math
 import random
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,10 @@ import torch
 from PIL import Image
 
 from helpers import tiny_checkpoint
-from pix2pix_lit.bench.plain import plain_step
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.networks import UnetGenerator
 from pix2pix_lit.schedulers import LinearDecayFactor
+from pix2pix_lit.tasks.pix2pix import update_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments/parity"))
 from one_evaluation import generator_weights, score
@@ -84,7 +83,7 @@ def test_reference_step_equals_the_framework_objective_and_step_order() -> None:
         if name == "reference":
             reference_step(g, d, opt_g, opt_d, x, y)
         else:
-            plain_step(g, d, Pix2PixObjective(), (opt_g, opt_d), x, y, nullcontext)
+            update_step(g, d, Pix2PixObjective(), (opt_g, opt_d), x, y)
         nets[name] = (g, d)
     for ref, fw in zip(nets["reference"], nets["framework"], strict=True):
         for (key, a), b in zip(ref.state_dict().items(), fw.state_dict().values(), strict=True):

@@ -9,7 +9,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from pix2pix_lit.evaluation import Evaluation, gallery_html
+from pix2pix_lit.inference.evaluation import Evaluation, gallery_html
 
 from pix2pix_lit.gallery import SCRIPT
 

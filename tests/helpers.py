@@ -45,6 +45,10 @@ ONE_BATCH = [
     "trainer.num_sanity_val_steps=0",
 ]
 
+# A resume that trains further than the run it continues (which stopped at an earlier
+# trainer.max_epochs): a change of setting a resume must allow.
+ALLOW_MAX_EPOCHS = "resume.allow=[trainer.max_epochs]"
+
 
 def compose_run(overrides: list[str], out: Path) -> DictConfig:
     """Compose like the CLI does, with the run dir at ``out``."""
@@ -76,6 +80,16 @@ def run_tiny(
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "csv" / "metrics.csv") as f:
         return list(csv.DictReader(f))
+
+
+def tiny_cli(tmp_path: Path) -> list[str]:
+    """Command-line arguments of the tiny setup, with data and logs under ``tmp_path``."""
+    return [
+        *TINY,
+        *TINY_UNET,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
 
 
 def cli(

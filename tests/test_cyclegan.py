@@ -11,9 +11,18 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from helpers import ONE_BATCH, TINY, cli_train_run, compose_run, read_metrics, run_main, run_tiny
+from helpers import (
+    ALLOW_MAX_EPOCHS,
+    ONE_BATCH,
+    TINY,
+    cli_train_run,
+    compose_run,
+    read_metrics,
+    run_main,
+    run_tiny,
+)
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.losses import CycleGANObjective
+from pix2pix_lit.losses import CycleGANObjective, UGATITObjective
 from pix2pix_lit.networks import PatchDiscriminator
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks import CycleGAN
@@ -55,7 +64,7 @@ def test_task_cyclegan_alone_selects_the_papers_networks(tmp_path: Path) -> None
     assert (cfg.loss.gan_mode, cfg.loss.lambda_cycle, cfg.loss.lambda_identity) == (
         "lsgan",
         10,
-        0.5,
+        5,
     )
     assert cfg.loss.pool_size == 50
     assert cfg.optim.lr == 2e-4 and list(cfg.optim.generator.betas) == [0.5, 0.999]
@@ -68,6 +77,12 @@ def test_task_cyclegan_alone_selects_the_papers_networks(tmp_path: Path) -> None
     assert not torch.equal(first_ab, first_ba)
     assert isinstance(task.objective, CycleGANObjective)
     assert task.objective.identity_weight == 5.0
+
+
+def test_lambda_identity_is_an_absolute_weight_in_both_unpaired_objectives() -> None:
+    # one meaning per key: changing the cycle weight leaves the identity weight alone
+    assert CycleGANObjective(lambda_cycle=20.0, lambda_identity=5.0).identity_weight == 5.0
+    assert UGATITObjective(lambda_cycle=20.0, lambda_identity=5.0).identity_weight == 5.0
 
 
 def test_command_line_choices_win_over_the_tasks(tmp_path: Path) -> None:
@@ -180,7 +195,9 @@ def test_checkpoint_resumes_exactly_and_rebuilds_the_task(tmp_path: Path) -> Non
     run_tiny(tmp_path, *common, out="full", model=SMALL_NETS)
     run_tiny(tmp_path, *common, "trainer.max_epochs=1", out="part", model=SMALL_NETS)
     part = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    run_tiny(tmp_path, *common, f"ckpt_path={part}", out="resumed", model=SMALL_NETS)
+    run_tiny(
+        tmp_path, *common, f"ckpt_path={part}", ALLOW_MAX_EPOCHS, out="resumed", model=SMALL_NETS
+    )
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == full["epoch"] == 1

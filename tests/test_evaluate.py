@@ -12,13 +12,14 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch import Tensor, nn
 
-from helpers import TWO_CLASSES, cli, paint, run_main, tiny_checkpoint
+from helpers import ONE_BATCH, TWO_CLASSES, cli, paint, run_main, run_tiny, save_ab, tiny_checkpoint
 from pix2pix_lit import evaluate as evaluate_cli
-from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.errors import DataError
-from pix2pix_lit.evaluation import (
+from pix2pix_lit.inference.checkpoint import load_task
+from pix2pix_lit.inference.evaluation import (
     data_config,
     evaluate,
+    evaluated_direction,
     is_facades_labels,
     load_palette,
     resolve_palette,
@@ -246,3 +247,59 @@ def test_bad_inputs_name_the_key_and_path(
         assert message is not None and message.startswith("error: "), args
         assert expected in message, (args, message)
         assert "\n" not in message
+
+
+# -- which translation was evaluated -----------------------------------------------------
+
+
+def test_the_evaluated_direction_composes_the_data_and_the_generator() -> None:
+    assert evaluated_direction("AtoB", "AtoB") == "AtoB"
+    assert evaluated_direction("AtoB", "BtoA") == "BtoA"  # CycleGAN's F on the data's B
+    assert evaluated_direction("BtoA", "AtoB") == "BtoA"
+    assert evaluated_direction("BtoA", "BtoA") == "AtoB"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_metrics_name_the_direction_of_cyclegans_generator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cycle = ["task=cyclegan", "data=synthetic_unpaired", "data.image_size=32",
+             "data.load_size=36", "data.crop_size=32", "data.num_images.train=4"]  # fmt: skip
+    run_tiny(tmp_path, *cycle, *ONE_BATCH, "logger=none", model=["model.ngf=8", "model.n_blocks=1"])
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    for i, (args, expected) in enumerate((((), "AtoB"), (("direction=BtoA",), "BtoA"),
+                                          (("direction=BtoA", "data.direction=BtoA"), "AtoB"))):  # fmt: skip
+        out = tmp_path / f"eval{i}"
+        assert run_main(evaluate_cli.main, f"ckpt_path={ckpt}", f"output_dir={out}", *args) is None
+        assert json.loads((out / "metrics.json").read_text())["direction"] == expected, args
+
+
+def test_a_bad_data_value_is_one_line(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data module's own check, raised inside its constructor, reaches the user as its one
+    line (Hydra's instantiate would wrap it in an InstantiationException)."""
+    monkeypatch.chdir(tmp_path)
+    message = run_main(evaluate_cli.main, f"ckpt_path={ckpt}", "data.direction=CtoD")
+    assert message == "error: data.direction='CtoD' is not valid; use one of AtoB, BtoA"
+
+
+def test_native_size_images_are_brought_to_the_generators_rule(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With preprocess=none the 70x50 test pairs reach the U-Net (num_downs=6) resized to a
+    multiple of 64, the rule validation uses, instead of failing its size check."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for i in range(2):
+            save_ab(tmp_path / "pairs" / split / f"{i}.png",
+                    rng.integers(0, 256, (70, 100, 3), dtype=np.uint8))  # fmt: skip
+    out = tmp_path / "eval"
+    message = run_main(evaluate_cli.main, f"ckpt_path={ckpt}", f"output_dir={out}", "data=folder",
+                       f"data.root={tmp_path / 'pairs'}", "data.preprocess=none",
+                       "data.num_workers=0", "data.persistent_workers=false")  # fmt: skip
+    assert message is None, message
+    assert json.loads((out / "metrics.json").read_text())["count"] == 2
+    assert Image.open(out / "images" / "0_output.png").size == (64, 64)

@@ -9,6 +9,7 @@ from torch import nn
 
 import pix2pix_lit.config  # noqa: F401  (registers the config resolvers)
 from pix2pix_lit.networks import (
+    FCNSegmenter,
     GlobalLocalDiscriminator,
     MultiscaleDiscriminator,
     PatchDiscriminator,
@@ -30,6 +31,7 @@ EXPECTED_CONFIGS = {
         "resnet6": ResnetGenerator,
         "ugatit": UGATITGenerator,
         "ugatit_light": UGATITGenerator,
+        "fcn8s_small": FCNSegmenter,
     },
     "discriminator": {
         "patch70": PatchDiscriminator,

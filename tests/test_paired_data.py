@@ -88,7 +88,7 @@ def test_missing_val_holds_out_n_train_images_deterministically(no_val_root: Pat
         module = small_paired_module(
             no_val_root, load_size=16, crop_size=16, val_fallback=2, seed=3
         )
-        with pytest.warns(UserWarning, match="holding out 2 of its 'train/' images"):
+        with pytest.warns(UserWarning, match="holding out 2 of its 'train' pairs"):
             module.setup("fit")
         splits.append((module.train_set.paths, module.val_set.paths))
     (train, val), repeat = splits

@@ -20,7 +20,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from pix2pix_lit.evaluation import load_palette
+from pix2pix_lit.inference.evaluation import load_palette
 from pix2pix_lit.metrics import class_indices
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/data"

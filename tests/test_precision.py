@@ -123,18 +123,53 @@ def test_16_mixed_first_200_steps_of_facades_on_gpu(tmp_path: Path, facades_root
     train_on_facades(tmp_path, facades_root, 200, "trainer=gpu", "trainer.precision=16-mixed")
 
 
-def test_gradient_clipping_bounds_each_networks_step(tmp_path: Path) -> None:
-    # plain SGD with lr 1: each network moves by exactly its clipped gradient, norm <= 1e-3
-    sgd = ["optim.generator._target_=torch.optim.SGD", "~optim.generator.betas",
-           "optim.discriminator._target_=torch.optim.SGD", "~optim.discriminator.betas",
-           "optim.lr=1.0", "task.clip_grad_norm=0.001", "data.batch_size=1",
-           "+trainer.fast_dev_run=1", "trainer.num_sanity_val_steps=0"]  # fmt: skip
-    cfg = compose_run([*TINY, *TINY_UNET, f"paths.data_dir={tmp_path}", *sgd], tmp_path / "run")
+# One training step of plain SGD with lr 1: each network moves by exactly minus the gradient
+# that reached its optimizer.
+SGD_ONE_STEP = ["optim.generator._target_=torch.optim.SGD", "~optim.generator.betas",
+                "optim.discriminator._target_=torch.optim.SGD", "~optim.discriminator.betas",
+                "optim.lr=1.0", "data.batch_size=1", "+trainer.fast_dev_run=1",
+                "trainer.num_sanity_val_steps=0"]  # fmt: skip
+
+
+def first_sgd_steps(tmp_path: Path, *overrides: str) -> dict[str, torch.Tensor]:
+    """The change of the generator's and the discriminator's parameters (flattened) in the
+    first step of SGD_ONE_STEP; the same initial weights and data on every call."""
+    cfg = compose_run(
+        [*TINY, *TINY_UNET, f"paths.data_dir={tmp_path.parent}", *SGD_ONE_STEP, *overrides],
+        tmp_path / "run",
+    )
+    torch.manual_seed(0)
     task = instantiate(cfg.task)
     before = {k: v.clone() for k, v in task.state_dict().items() if v.is_floating_point()}
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.fit(task, datamodule=instantiate(cfg.data))
-    for prefix in ("generator.", "discriminator."):
-        params = {n for n, _ in task.named_parameters() if n.startswith(prefix)}
-        step = torch.cat([(task.state_dict()[n] - before[n]).flatten() for n in sorted(params)])
-        assert 0 < step.norm() <= 1e-3 * (1 + 1e-4), prefix
+    after = task.state_dict()
+    return {
+        prefix: torch.cat([(after[n] - before[n]).flatten() for n in sorted(before)
+                           if n.startswith(prefix) and n in dict(task.named_parameters())])
+        for prefix in ("generator.", "discriminator.")
+    }  # fmt: skip
+
+
+def test_gradient_clipping_bounds_each_networks_step(tmp_path: Path) -> None:
+    steps = first_sgd_steps(tmp_path / "fp32", "task.clip_grad_norm=0.001")
+    for name, step in steps.items():
+        assert 0 < step.norm() <= 1e-3 * (1 + 1e-4), name
+
+
+def test_fp16_clipping_is_the_hand_computed_clip_of_the_unscaled_gradient(tmp_path: Path) -> None:
+    # Clipping the still-scaled gradients (Lightning #18089) would move each network by
+    # max_norm / scale (1e-3 / 1024 here), not by max_norm.
+    fp16 = [*fp16_on_cpu(init_scale=2.0**10), *SMALL]
+    raw = first_sgd_steps(tmp_path / "raw", *fp16, "task.clip_grad_norm=0")
+    clipped = first_sgd_steps(tmp_path / "clipped", *fp16, "task.clip_grad_norm=0.001")
+    for name in raw:
+        assert raw[name].norm() > 1e-2, name  # the gradients are far larger than the bound
+        assert clipped[name].norm() == pytest.approx(1e-3, rel=1e-3), name
+    # the discriminator steps first, on the same inputs in both runs: its step is exactly
+    # torch's clip of the gradient (coefficient max_norm / (norm + 1e-6))
+    d = raw["discriminator."]
+    expected = d * (1e-3 / (d.norm() + 1e-6))
+    # (to the rounding of the weights, up to ~1 for batch norm's, that move by ~5e-6 each:
+    # atol; the steps of a clip before unscaling would be 1024 times smaller)
+    torch.testing.assert_close(clipped["discriminator."], expected, rtol=1e-3, atol=2e-7)

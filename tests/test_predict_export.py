@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +13,24 @@ from PIL import Image
 from helpers import cli, run_main, tiny_checkpoint
 from pix2pix_lit import export as export_cli
 from pix2pix_lit import predict as predict_cli
-from pix2pix_lit.checkpoints import load_task
+from pix2pix_lit.data.transforms import resize
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.exporting import (
+from pix2pix_lit.inference.checkpoint import LoneGenerator, load_task
+from pix2pix_lit.inference.export import (
     PARITY_TOLERANCE,
     example_input,
     export_difference,
     export_generator,
     run_exported,
 )
-from pix2pix_lit.networks import ResnetGenerator, UGATITGenerator, UnetGenerator
-from pix2pix_lit.prediction import (
+from pix2pix_lit.inference.prediction import fit_size, predict_folder, to_signed_tensor
+from pix2pix_lit.inference.protocol import repeatable_noise
+from pix2pix_lit.networks import (
+    ResnetGenerator,
     SizeRule,
-    fit_size,
-    predict_folder,
-    repeatable_noise,
+    UGATITGenerator,
+    UnetGenerator,
     size_rule,
-    to_signed_tensor,
 )
 from pix2pix_lit.utils.images import to_uint8
 
@@ -219,3 +221,94 @@ def test_export_cli_writes_the_file_and_refuses_bad_requests(
         message = run_main(export_cli.main, *case)
         assert message is not None and message.startswith("error: "), case
         assert expected in message, (case, message)
+
+
+# -- predict: images that cannot be translated, reruns -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        lambda: ResnetGenerator(ngf=4, n_blocks=1),
+        lambda: UGATITGenerator(ngf=4, n_blocks=1, img_size=16, light=True),
+    ],
+    ids=["resnet", "ugatit_light"],
+)
+def test_images_the_generator_cannot_translate_are_skipped_and_counted(
+    tmp_path: Path, network: Callable[[], torch.nn.Module]
+) -> None:
+    """1x1 and 2x2 images reach the generator's bottleneck as one pixel, where reflection
+    padding and instance norm fail: skipped like unreadable ones, the rest go on."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, (height, width) in {"a1": (1, 1), "b2": (2, 2), "c": (16, 16), "d": (9, 13)}.items():
+        write_image(inputs / f"{name}.png", height, width)
+    generator = LoneGenerator(network(), {}, "paper")
+    summary = predict_folder(generator, inputs, tmp_path / "out", batch_size=1)
+    assert [p.name for p in summary.written] == ["c.png", "d.png"]
+    assert [p.name for p, _ in summary.untranslatable] == ["a1.png", "b2.png"]
+    assert summary.untranslatable[0][1].startswith("1x1: ")
+    assert str(summary).endswith("; skipped 2 untranslatable: a1.png, b2.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.png", "d.png"]
+
+
+def test_a_rerun_continues_where_the_last_one_stopped(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted in its second batch, a rerun with the same settings keeps the first batch's
+    outputs and writes the others as an uninterrupted run does (paper protocol: dropout)."""
+    task = load_task(ckpt)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        write_image(inputs / f"{i}.png", 64, 64, seed=i)
+    whole = predict_folder(task, inputs, tmp_path / "whole", batch_size=2)
+    assert len(whole.written) == 5
+
+    calls = []
+
+    def interrupted(images: torch.Tensor) -> torch.Tensor:
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return type(task).generate(task, images)
+
+    monkeypatch.setattr(task, "generate", interrupted)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        predict_folder(task, inputs, out, batch_size=2)
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png"]  # no partial file
+    monkeypatch.undo()
+    rerun = predict_folder(task, inputs, out, batch_size=2)
+    assert [p.name for p in rerun.kept] == ["0.png", "1.png"]
+    assert [p.name for p in rerun.written] == ["2.png", "3.png", "4.png"]
+    assert "(2 more already there from an earlier run)" in str(rerun)
+    for name in (f"{i}.png" for i in range(5)):
+        assert np.array_equal(
+            np.asarray(Image.open(out / name)), np.asarray(Image.open(tmp_path / "whole" / name))
+        ), name
+    with pytest.raises(ConfigError, match=f"output_dir={out} already holds 5 of the outputs"):
+        predict_folder(task, inputs, out, batch_size=2, seed=1)
+
+
+def test_resizing_is_the_data_pipelines_resize() -> None:
+    """Pillow's bicubic, antialiased when shrinking, as training saw its images."""
+    image = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    fit = fit_size((300, 200), SizeRule(64), resize_to=128)
+    assert np.array_equal(fit.apply(image), resize(image, (128, 128)))
+
+
+def test_a_grayscale_input_generator_reads_images_as_grayscale(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(inputs / "colour.png", 32, 32)
+    unet = UnetGenerator(1, 3, num_downs=5, ngf=4)
+    generator = LoneGenerator(unet, {"in_channels": 1}, "standard")
+    summary = predict_folder(generator, inputs, tmp_path / "out")
+    assert [p.name for p in summary.written] == ["colour.png"], str(summary)
+    gray = np.array(Image.open(inputs / "colour.png").convert("L"))[None, None]
+    with torch.no_grad():
+        expected = to_uint8(unet.eval()(torch.from_numpy(gray).float() / 127.5 - 1))
+    assert np.array_equal(
+        np.asarray(Image.open(summary.written[0])), expected[0].permute(1, 2, 0).numpy()
+    )

@@ -125,3 +125,15 @@ def test_report_errors_name_the_folder_or_the_markers(tmp_path: Path, sweep: Pat
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match=r"needs exactly one <!-- report:begin -->"):
         main([str(sweep), "--readme", str(readme)])
+
+
+def test_absolute_paths_in_overrides_are_written_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "shared" / "data"
+    job = make_job(tmp_path / "sweep", 0, [f"paths.data_dir={data}", "loss.lambda_l1=100"], [0.3])
+    monkeypatch.chdir(tmp_path / "sweep")
+    assert load_job(job).overrides == [
+        f"paths.data_dir={os.path.join('..', 'shared', 'data')}",
+        "loss.lambda_l1=100",
+    ]

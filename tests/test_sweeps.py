@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import stat
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,17 @@ def test_parallel_jobs_run_side_by_side_in_their_own_dirs(parallel_sweep: Path) 
         slots |= {line.split("slot ")[1][:1] for line in log.splitlines() if "slot " in line}
     assert slots == {"0", "1"}
     assert seeds == [42, 43], "seed = base seed + job number"
+    # and they ran at the same time: each started before the other had finished
+    (start_0, end_0), (start_1, end_1) = (job_interval(job) for job in jobs)
+    assert start_0 < end_1 and start_1 < end_0
+
+
+def job_interval(job: Path) -> tuple[float, float]:
+    """When a job started (its first log line) and ended (its final metrics were written)."""
+    first_line = (job / "train.log").read_text().splitlines()[0]
+    # Hydra's log format: [2026-11-30 14:09:14,123][logger][LEVEL] - message
+    started = datetime.strptime(first_line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return started, (job / "final_metrics.json").stat().st_mtime
 
 
 def test_parallel_jobs_share_one_wandb_group_tagged_with_their_overrides(
@@ -119,23 +130,37 @@ def test_a_failed_job_does_not_end_the_sweep(tmp_path: Path) -> None:
     assert report.count('File "') == 1
 
 
-def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path: Path) -> None:
+def test_a_sweep_run_again_into_its_folder_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # job 1 is stopped by a SIGTERM after its first batch, as a preempted sweep is; run again
+    # with ckpt_path=auto, the finished job reports what it recorded and job 1 continues
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    interrupt_job_1 = ["+callbacks.fault._target_=helpers.SignalAtBatch",
+                       "+callbacks.fault.batch=${hydra:job.num}"]  # fmt: skip
     sweep = tmp_path / "sweep"
     args = [
         "-m",
         "loss.lambda_l1=10,100",
         *TINY,
         *TINY_UNET,
-        *ONE_BATCH,
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        *interrupt_job_1,
         f"hydra.sweep.dir={sweep}",
     ]
     args += [f"paths.data_dir={tmp_path / 'data'}", f"paths.log_dir={tmp_path / 'logs'}"]
     first = cli(*args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "interrupted: a resumable checkpoint was saved" in first.stderr
     finished = sweep / "0" / "checkpoints" / "last.ckpt"
     step = torch.load(finished, weights_only=False)["global_step"]
+    assert step == 8  # 4 batches, 2 optimizer steps each
+    interrupted = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert interrupted["global_step"] == 2
     recorded = json.loads((sweep / "0" / "final_metrics.json").read_text())
-    shutil.rmtree(sweep / "1")  # the job an interrupted sweep never got to
 
     again = cli(*args, "ckpt_path=auto", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -145,10 +170,11 @@ def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path: Path) -> None:
     assert (
         json.loads((sweep / "0" / "final_metrics.json").read_text())["val/L1"] == recorded["val/L1"]
     )
-    # the missing job runs from the start
+    # the interrupted job continues where it stopped and finishes its epoch
     ckpt = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == step
     assert ckpt["pix2pix_lit_config"]["loss"]["lambda_l1"] == 100
+    assert "val/L1" in json.loads((sweep / "1" / "final_metrics.json").read_text())
 
 
 def test_device_slots_follow_the_gpus() -> None:

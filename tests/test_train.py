@@ -12,7 +12,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run, read_metrics, run_tiny
+from helpers import (
+    ALLOW_MAX_EPOCHS,
+    CONF,
+    ONE_BATCH,
+    TINY,
+    TINY_UNET,
+    cli,
+    compose_run,
+    read_metrics,
+    run_tiny,
+    tiny_cli,
+)
 
 # -- configs -----------------------------------------------------------------------------
 
@@ -162,7 +173,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     run_tiny(tmp_path, *common, out="full")
     run_tiny(tmp_path, *common, "trainer.max_epochs=2", out="part")
     part_ckpt = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    run_tiny(tmp_path, *common, f"ckpt_path={part_ckpt}", out="resumed")
+    run_tiny(tmp_path, *common, f"ckpt_path={part_ckpt}", ALLOW_MAX_EPOCHS, out="resumed")
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=False)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["epoch"] == full["epoch"] == 2
@@ -195,15 +206,6 @@ def test_standard_inference_and_l1_only_row(tmp_path: Path) -> None:
 
 
 # -- command line ------------------------------------------------------------------------
-
-
-def tiny_cli(tmp_path: Path) -> list[str]:
-    return [
-        *TINY,
-        *TINY_UNET,
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-    ]
 
 
 def test_cli_help_and_cfg_job_show_the_composed_config(tmp_path: Path) -> None:

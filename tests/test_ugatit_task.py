@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import TINY, cli_train_run, compose_run, run_tiny
+from helpers import ALLOW_MAX_EPOCHS, TINY, cli_train_run, compose_run, run_tiny
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import UGATITObjective
 from pix2pix_lit.losses.cycle import domain_classification_loss
@@ -147,7 +147,7 @@ def test_checkpoint_resumes_for_a_second_epoch(tmp_path: Path) -> None:
     run_tiny(tmp_path, *common, "trainer.max_epochs=1", out="part", model=LIGHT)
     part = torch.load(tmp_path / "part" / "checkpoints" / "last.ckpt", weights_only=True)
     ckpt = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    run_tiny(tmp_path, *common, f"ckpt_path={ckpt}", out="resumed", model=LIGHT)
+    run_tiny(tmp_path, *common, f"ckpt_path={ckpt}", ALLOW_MAX_EPOCHS, out="resumed", model=LIGHT)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (part["epoch"], resumed["epoch"]) == (0, 1)
     assert resumed["global_step"] == 2 * part["global_step"]

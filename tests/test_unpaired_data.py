@@ -101,7 +101,7 @@ def test_a_and_b_are_augmented_independently(tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     path = tmp_path / "noise.png"
     _save(path, noise)
-    domain = DomainImages([path], lambda p: np.asarray(Image.open(p)))
+    domain = DomainImages([path], lambda i: np.asarray(Image.open(path)))
     dataset = UnpairedImageDataset(domain, domain, train_transform(48, 32, flip=True))
     torch.manual_seed(0)
     samples = [dataset[0] for _ in range(8)]
@@ -181,7 +181,7 @@ def test_facades_served_unpaired(facades_root: Path) -> None:
 def test_empty_domain_folder_names_the_folder(cyclegan_root: Path) -> None:
     for image in (cyclegan_root / "trainB").iterdir():
         image.unlink()
-    with pytest.raises(DataError, match=r"trainB contains no images"):
+    with pytest.raises(DataError, match=r"trainB contains no images; put the domain's images"):
         UnpairedImageDataModule(cyclegan_root, **SMALL).setup("fit")
 
 
@@ -198,12 +198,12 @@ def test_missing_domain_folder_names_root_and_folders(tmp_path: Path) -> None:
 
 def test_unreadable_images_are_listed(cyclegan_root: Path) -> None:
     (cyclegan_root / "trainA" / "broken.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match=r"1 file\(s\) in .*trainA are unreadable: broken.png"):
+    with pytest.raises(DataError, match=r"1 file\(s\) in .*trainA cannot be used.*broken.png"):
         UnpairedImageDataModule(cyclegan_root, **SMALL).setup("fit")
 
 
 def test_bad_settings_name_the_key(cyclegan_root: Path) -> None:
     with pytest.raises(ConfigError, match="data.layout='paired'"):
         UnpairedImageDataModule(cyclegan_root, layout="paired", **SMALL)
-    with pytest.raises(ConfigError, match="data.val_fallback=3 .*data.layout=aligned"):
+    with pytest.raises(ConfigError, match="data.val_fallback=3 .*a paired layout"):
         UnpairedImageDataModule(cyclegan_root, val_fallback=3, **SMALL)

@@ -57,20 +57,58 @@ def validate_config(cfg: DictConfig) -> None:
     """Checks that would otherwise fail late or deep inside a library, naming the key.
 
     Constructors check their own arguments (data, networks, losses); this covers values
-    that reach torch or Lightning directly.
+    that reach torch or Lightning directly, and the types of the numbers everything reads
+    (``optim.lr=abc`` or ``data.batch_size=2.5`` would fail with a traceback far away).
     """
     for side in ("generator", "discriminator"):
-        node = cfg.optim[side]
         key = f"optim.{side}"
-        if not node.lr > 0:
-            raise ConfigError(f"{key}.lr={node.lr} must be > 0 (the paper uses 2e-4)")
-        if "betas" in node and not all(0.0 <= b < 1.0 for b in node.betas):
-            raise ConfigError(f"{key}.betas={list(node.betas)} must each be in [0, 1)")
-        if node.get("weight_decay", 0.0) < 0:
-            raise ConfigError(f"{key}.weight_decay={node.weight_decay} must be >= 0")
-    max_epochs = cfg.trainer.get("max_epochs")
-    if max_epochs is not None and max_epochs != -1 and max_epochs < 1:
-        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")
+        require_number(cfg, f"{key}.lr", 0, strict=True, hint=" (the paper uses 2e-4)")
+        require_number(cfg, f"{key}.weight_decay", 0)
+        betas = OmegaConf.select(cfg, f"{key}.betas", default=None)
+        if betas is not None and not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(f"{key}.betas={list(betas)} must each be a number in [0, 1)")
+    if OmegaConf.select(cfg, "trainer.max_epochs", default=None) != -1:
+        require_number(cfg, "trainer.max_epochs", 1, integer=True, hint=" (or -1 for no limit)")
+    for key in ("data.batch_size", "data.load_size", "data.crop_size"):
+        require_number(cfg, key, 1, integer=True)
+    require_number(cfg, "data.num_workers", 0, integer=True)
+
+
+def require_number(
+    cfg: DictConfig,
+    key: str,
+    minimum: float,
+    *,
+    integer: bool = False,
+    strict: bool = False,
+    hint: str = "",
+) -> None:
+    """Raise :class:`ConfigError` unless ``key`` (when set) holds a number (an integer with
+    ``integer``) that is at least ``minimum`` (above it with ``strict``). The message names
+    the key the value came from: ``optim.lr`` for ``optim.generator.lr: ${optim.lr}``."""
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None:
+        return
+    valid_type = _is_number(value) and (isinstance(value, int) or not integer)
+    if valid_type and (value > minimum or (value == minimum and not strict)):
+        return
+    kind = "an integer" if integer else "a number"
+    bound = f"{'>' if strict else '>='} {minimum}"
+    raise ConfigError(f"{_source_key(cfg, key)}={value!r} must be {kind} {bound}{hint}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _source_key(cfg: DictConfig, key: str) -> str:
+    """``key``, or the key its value is copied from when it is a plain ``${other.key}``."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    raw = OmegaConf.to_container(parent, resolve=False).get(leaf)
+    if isinstance(raw, str) and raw.startswith("${") and raw.endswith("}") and ":" not in raw:
+        return raw[2:-1]
+    return key
 
 
 register_resolvers()

@@ -19,3 +19,7 @@ class DataError(UserError, ValueError):
 
 class TrainingDivergedError(UserError, RuntimeError):
     """Too many consecutive training steps had a non-finite loss."""
+
+
+class StorageError(UserError, OSError):
+    """A file could not be written (disk full, no permission); the message names the file."""

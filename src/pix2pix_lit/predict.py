@@ -1,6 +1,6 @@
 """Translate a folder: ``python -m pix2pix_lit.predict ckpt_path=... input_dir=... [overrides]``.
 
-Composes ``conf/predict.yaml``; the work is done by :mod:`pix2pix_lit.prediction`. Prints a
+Composes ``conf/predict.yaml``; the work is done by :mod:`pix2pix_lit.inference.prediction`. Prints a
 one-line summary (written and skipped images) at the end.
 """
 
@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
-from pix2pix_lit.prediction import run_prediction
+from pix2pix_lit.inference.prediction import run_prediction
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")

@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,15 @@ class Job:
         return max((int(row["epoch"]) + 1 for row in self.rows), default=0)
 
 
+def relative_override(override: str) -> str:
+    """``key=/abs/path`` → ``key=<path relative to the working directory>``, so a report
+    committed from one machine does not carry that machine's folders."""
+    key, sep, value = override.partition("=")
+    if not sep or not os.path.isabs(value):
+        return override
+    return f"{key}={os.path.relpath(value)}"
+
+
 def find_job_dirs(path: Path) -> list[Path]:
     """The job folders of a multirun folder (in job order), or ``[path]`` for a run folder."""
     if (path / ".hydra" / "overrides.yaml").is_file():
@@ -100,7 +110,7 @@ def load_job(path: Path) -> Job:
     """Read one job folder; a job that wrote no metrics yet gets an empty ``rows``."""
     # as written: overrides may hold interpolations, which only resolve inside the job
     overrides = OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
-    job = Job(path=path, overrides=[str(o) for o in overrides or []])
+    job = Job(path=path, overrides=[relative_override(str(o)) for o in overrides or []])
     metrics_csv = path / "csv" / "metrics.csv"
     if metrics_csv.is_file():
         with metrics_csv.open() as f:

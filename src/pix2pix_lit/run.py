@@ -5,20 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.config import validate_config
+from pix2pix_lit.config import in_sweep, validate_config
 from pix2pix_lit.errors import ConfigError, DataError, UserError
+from pix2pix_lit.resume import check_resume_config, resolve_ckpt_path
+from pix2pix_lit.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
+from pix2pix_lit.storage import AtomicCheckpointIO, write_atomically
+from pix2pix_lit.tasks.base import check_input_size
 
 log = logging.getLogger(__name__)
 
@@ -45,42 +52,6 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
     if not cfg:
         return []
     return [instantiate(node) for node in cfg.values() if node and "_target_" in node]
-
-
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """``last`` → the run dir's ``checkpoints/last.ckpt`` (which must exist); ``auto`` → the
-    same when it exists, else a fresh start (for requeued jobs: the first attempt starts,
-    the next ones resume); a path must exist."""
-    if ckpt_path is None:
-        return None
-    if ckpt_path in ("last", "auto"):
-        path = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if ckpt_path == "auto":
-            return str(path) if path.is_file() else None
-        if not path.is_file():
-            raise ConfigError(
-                f"ckpt_path=last: no checkpoint at {path}; resume a run in place with "
-                "hydra.run.dir=<its run dir> ckpt_path=last, or give ckpt_path=<file>.ckpt"
-            )
-        return str(path)
-    if not Path(ckpt_path).is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt_path} does not exist; give a .ckpt file, 'last' or 'auto'"
-        )
-    return ckpt_path
-
-
-def refuse_to_overwrite_checkpoints(output_dir: str | Path) -> None:
-    """Stop a fresh start in a run dir that holds an earlier run's checkpoints, which it
-    would overwrite (``hydra.run.dir`` pointed at an old run without ``ckpt_path``)."""
-    folder = Path(output_dir) / "checkpoints"
-    found = sorted(p.name for p in folder.glob("*.ckpt"))
-    if found:
-        raise ConfigError(
-            f"{folder} already holds {', '.join(found)} from an earlier run, which a fresh "
-            "start would overwrite; resume that run with ckpt_path=last (or a .ckpt file), "
-            "or train into another hydra.run.dir"
-        )
 
 
 @contextmanager
@@ -126,17 +97,40 @@ def isolated_run() -> Iterator[None]:
             torch.distributed.destroy_process_group()
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and optionally test) the configured task; return the final metrics as floats."""
+def train(
+    cfg: DictConfig, before_training: Callable[[DictConfig], None] | None = None
+) -> dict[str, float]:
+    """Fit (and optionally test) the configured task; return the final metrics as floats.
+
+    ``before_training`` runs once the run folder has accepted the run (the entry point's
+    extras, which write ``config_tree.log`` there): a refused start writes nothing."""
     with isolated_run():
-        return _train(cfg)
+        return _train(cfg, before_training)
 
 
-def _train(cfg: DictConfig) -> dict[str, float]:
-    validate_config(cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    if ckpt_path is None and cfg.get("train", True):
-        refuse_to_overwrite_checkpoints(cfg.paths.output_dir)
+def _train(
+    cfg: DictConfig, before_training: Callable[[DictConfig], None] | None = None
+) -> dict[str, float]:
+    run_dir = Path(cfg.paths.output_dir)
+    with own_run_folder(run_dir):
+        # A new folder gets its record at once: a job that fails to start still says what it
+        # ran (and a sweep's report lists it). A folder with a record keeps it until this run
+        # is accepted (below and in _fit_and_test).
+        write_record(run_dir, cfg, keep_existing=True)
+        validate_config(cfg)
+        ckpt_path = None
+        if cfg.get("train", True):
+            ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+            if ckpt_path is None:
+                refuse_to_overwrite_checkpoints(run_dir)
+            else:
+                check_resume_config(ckpt_path, cfg)
+        if before_training is not None:
+            before_training(cfg)
+        return _fit_and_test(cfg, ckpt_path)
+
+
+def _fit_and_test(cfg: DictConfig, ckpt_path: str | None) -> dict[str, float]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -149,18 +143,33 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         cfg.discriminator._target_,
     )
     task: L.LightningModule = instantiate(cfg.task)
+    if "crop" in str(cfg.data.get("preprocess", "crop")) and cfg.data.get("crop_size"):
+        check_input_size(task, cfg.data.crop_size)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
-    log.info("Test-time protocol for validation: inference=%s", task.inference)
+    if hasattr(task, "inference"):  # translation tasks (a segmenter has no test-time protocol)
+        log.info("Test-time protocol for validation: inference=%s", task.inference)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    # the run is accepted: record what it runs (Hydra's own record is turned off, see run_folder)
+    write_record(cfg.paths.output_dir, cfg, keep_existing=not cfg.get("train", True))
     for logger in loggers:
         logger.log_hyperparams(task.run_config)
 
     with explain_loader_failures():
         if cfg.get("train", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+            with warnings.catch_warnings():
+                if saves_loader_position(datamodule):
+                    # Lightning warns on every mid-epoch resume unless the DataLoader object
+                    # has a state_dict; this datamodule saves its sampler's position instead
+                    # (ResumableRandomSampler), which makes the resume exact.
+                    warnings.filterwarnings(
+                        "ignore", "You're resuming from a checkpoint that ended before the epoch",
+                        PossibleUserWarning,
+                    )  # fmt: skip
+                trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = dict(trainer.callback_metrics)
         if cfg.get("test", False):
             checkpoint = trainer.checkpoint_callback
@@ -169,6 +178,11 @@ def _train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(trainer.callback_metrics)
     scalars = {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     return record_final_metrics(scalars, cfg.paths.output_dir, write=trainer.is_global_zero)
+
+
+def saves_loader_position(datamodule: L.LightningDataModule) -> bool:
+    """Whether ``datamodule`` checkpoints its position in the epoch (its own ``state_dict``)."""
+    return type(datamodule).state_dict is not L.LightningDataModule.state_dict
 
 
 def record_final_metrics(
@@ -185,19 +199,35 @@ def record_final_metrics(
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     merged = {**recorded, **metrics}
     if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(json.dumps(merged, indent=2, sort_keys=True))
-        os.replace(partial, path)
+        write_atomically(path, json.dumps(merged, indent=2, sort_keys=True).encode())
     return merged
 
 
 def monitored_metric(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value a sweeper optimises (``optimized_metric``)."""
+    """The value a sweeper optimises (``optimized_metric``).
+
+    A run that never logged it (too short to validate, ``++trainer.max_steps=2``) is still a
+    finished run: a warning and None. Only a hyper-parameter search needs the value; there a
+    missing one fails the trial with that reason.
+    """
     if not name:
         return None
-    if name not in metrics:
-        raise ConfigError(
-            f"optimized_metric={name!r} was not logged; logged metrics: {', '.join(sorted(metrics))}"
-        )
-    return metrics[name]
+    if name in metrics:
+        return metrics[name]
+    problem = (
+        f"optimized_metric={name!r} was not logged (the run never validated?); logged "
+        f"metrics: {', '.join(sorted(metrics)) or 'none'}"
+    )
+    if searching_hyperparameters():
+        raise ConfigError(problem)
+    log.warning("%s", problem)
+    return None
+
+
+def searching_hyperparameters() -> bool:
+    """Whether this job is a trial of a sweeper that optimises the returned value (Optuna…),
+    rather than of Hydra's basic sweeper, which only runs the jobs."""
+    if not in_sweep():
+        return False
+    target = str(HydraConfig.get().sweeper.get("_target_", ""))
+    return not target.endswith("BasicSweeper")

@@ -22,8 +22,7 @@ from pix2pix_lit.run import monitored_metric, train
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
     try:
-        apply_extras(cfg)
-        metrics = train(cfg)
+        metrics = train(cfg, before_training=apply_extras)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except SIGTERMException:
         sys.exit("interrupted: a resumable checkpoint was saved (see the log above)")

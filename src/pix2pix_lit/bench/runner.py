@@ -148,7 +148,7 @@ def run_bench(
             "warmup": warmup,
             "steps": steps,
             "repeats": repeats,
-            "data_root": str(data_root) if data_root else "generated",
+            "data_root": os.path.relpath(data_root) if data_root else "generated",
             "overrides": list(overrides),
             "step_time": "median interval (CPU)" if device.type == "cpu" else "window mean (GPU)",
             "peak_memory": "VmHWM growth (CPU)" if device.type == "cpu" else "CUDA max allocated",

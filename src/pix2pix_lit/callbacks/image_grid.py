@@ -45,7 +45,11 @@ class ImageGridCallback(L.Callback):
                 return None
             dataset = loader.dataset
             n = min(self.num_images, len(dataset))
-            self._batch = default_collate([dataset[i] for i in range(n)])
+            samples = [dataset[i] for i in range(n)]
+            # Images at native sizes (data.preprocess=none, scale_width) differ in size: a
+            # grid shows those of the first one's size.
+            shape = samples[0]["A"].shape
+            self._batch = default_collate([s for s in samples if s["A"].shape == shape])
         return self._batch
 
     @rank_zero_only

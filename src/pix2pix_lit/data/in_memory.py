@@ -2,11 +2,11 @@
 
 For datasets that fit in memory (facades: 400 training pairs stored at 286×286 and 106 at
 256×256, about 240 MB as uint8): each split is read once into one uint8 tensor ``(N, 6, H, W)`` (the input's three
-channels, then the target's). The resize of the albumentations path is deterministic, so it is
+channels, then the target's). The resize of the per-sample path is deterministic, so it is
 done once here, by that path's own transform (same bicubic filter, same uint8 rounding):
 training pairs are stored at ``load_size``, validation/test pairs at ``crop_size``. What
 remains per sample is random: the crop window and the mirror flip. They are drawn per sample
-from the seed the training sampler hands out (as the albumentations path does, so runs repeat
+from the seed the training sampler hands out (as the per-sample path does, so runs repeat
 under ``seed_everything`` and resume mid-epoch exactly), and applied to the 6-channel stack,
 so A and B always get the same ones.
 
@@ -30,16 +30,17 @@ from torch.utils.data import Dataset
 from pix2pix_lit.data.io import read_rgb
 from pix2pix_lit.data.paired import PairedImageDataModule, split_pair
 from pix2pix_lit.data.transforms import eval_transform
+from pix2pix_lit.errors import ConfigError
 
-# The uint8 level that maps to 0 in [-1, 1]: x -> (x - 127.5) / 127.5, as the albumentations
-# path's Normalize(mean=0.5, std=0.5, max_pixel_value=255) computes it.
+# The uint8 level that maps to 0 in [-1, 1]: x -> x / 127.5 - 1, as the per-sample
+# path's to_signed_tensor computes it.
 _HALF_RANGE = 127.5
 
 
 def decode_pairs(paths: Sequence[Path], direction: str, size: int) -> Tensor:
     """Read A|B images into a ``(N, 6, size, size)`` uint8 tensor: input channels, then target.
 
-    Each half is resized by the albumentations eval transform (bicubic), whose outputs are
+    Each half is resized by the eval transform (Pillow bicubic), whose outputs are
     uint8 levels scaled to [-1, 1] and so map back to the same levels exactly.
     """
     resize = eval_transform(size)
@@ -158,13 +159,23 @@ class InMemoryPairedDataModule(PairedImageDataModule):
 
     def __init__(self, root: str | Path, *, device_augment: bool = True, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
+        if (self.pair_layout.name, self.preprocess, self.channels) != (
+            "combined",
+            "resize_and_crop",
+            (3, 3),
+        ):
+            raise ConfigError(
+                f"{type(self).__name__} serves RGB A|B images preprocessed by resize_and_crop; "
+                f"got data.layout={self.pair_layout.name}, data.preprocess={self.preprocess}, "
+                f"channels {self.channels}: use the PairedImageDataModule for those"
+            )
         self.device_augment = device_augment
         self._device_pairs: Tensor | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Decode the splits needed for ``stage`` (all of them when ``None``)."""
         if stage in (None, "fit", "validate") and self.train_set is None:
-            train, val = self._train_and_val_paths()
+            train, val = ([pair.a for pair in pairs] for pairs in self._train_and_val_pairs())
             self.train_set = InMemoryPairedDataset(
                 decode_pairs(train, self.direction, self.load_size),
                 train,
@@ -174,7 +185,8 @@ class InMemoryPairedDataModule(PairedImageDataModule):
             )
             self.val_set = self._eval_set(val)
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._eval_set(self._scan(self.test_split, "data.test_split"))
+            test = self._pairs(self.test_split, "data.test_split")
+            self.test_set = self._eval_set([pair.a for pair in test])
 
     def _eval_set(self, paths: list[Path]) -> InMemoryPairedDataset:
         return InMemoryPairedDataset(decode_pairs(paths, self.direction, self.crop_size), paths)

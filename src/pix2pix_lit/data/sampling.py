@@ -1,9 +1,10 @@
-"""A shuffling sampler whose position survives a checkpoint, for exact mid-epoch resumes."""
+"""A shuffling sampler whose position survives a checkpoint, for exact mid-epoch resumes, and
+evaluation batches bucketed by sample size."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -87,3 +88,28 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
         # indices) before Lightning calls set_epoch for the resumed epoch.
         self.epoch = self._resume_epoch = state["epoch"]
         self._resume_consumed = state["consumed"]
+
+
+class SizeBatches(Sampler[list[int]]):
+    """Evaluation batches of up to ``batch_size`` samples of one size (bucketing by size).
+
+    ``sizes[i]`` is the size of sample i; the batches of each size follow in the order the
+    sizes first appear, the samples of a batch in dataset order. Used where samples keep
+    their own sizes (``data.preprocess=none`` or ``scale_width``) and a batch cannot mix them.
+    """
+
+    def __init__(self, sizes: Sequence[Hashable], batch_size: int) -> None:
+        groups: dict[Hashable, list[int]] = {}
+        for index, size in enumerate(sizes):
+            groups.setdefault(size, []).append(index)
+        self.batches = [
+            indices[start : start + batch_size]
+            for indices in groups.values()
+            for start in range(0, len(indices), batch_size)
+        ]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

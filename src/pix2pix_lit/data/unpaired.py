@@ -1,12 +1,13 @@
 """Unpaired images of two domains A and B, for cycle-consistent translation (CycleGAN, U-GAT-IT).
 
-Two layouts are served:
+Layouts served:
 
 * ``cyclegan``: the layout of CycleGAN's datasets (Zhu et al. 2017): ``root/trainA``,
   ``trainB``, ``testA``, ``testB`` (``valA``/``valB`` when present) holding images of any size.
-* ``aligned``: a pix2pix-layout dataset of A|B images whose training halves are served as two
-  independent domains; its validation and test splits stay paired, so the paired metrics
-  (val/L1, PSNR, SSIM) compare directly with pix2pix on the same data.
+* ``aligned`` (= ``combined``) or ``separate``: a paired dataset (A|B images, or A and B
+  folders, see :mod:`~pix2pix_lit.data.layouts`) whose training inputs and targets are served
+  as two independent domains; its validation and test splits stay paired, so the paired
+  metrics (val/L1, PSNR, SSIM) compare directly with pix2pix on the same data.
 
 Each training A image is shown with a B image drawn at random every time (``serial=True``: the
 B image of the same index), and A and B are augmented independently of each other.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,54 +25,45 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import Dataset
 
-from pix2pix_lit.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_rgb
-from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset, split_pair
+from pix2pix_lit.data.io import read_image
+from pix2pix_lit.data.layouts import SingleImages
+from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset
 from pix2pix_lit.data.synthetic import SyntheticPairedDataModule
-from pix2pix_lit.data.transforms import PairTransform
+from pix2pix_lit.data.transforms import FIXED_SIZE_MODES, PairTransform
 from pix2pix_lit.errors import ConfigError, DataError
 
-LAYOUTS: tuple[str, ...] = ("cyclegan", "aligned")
-
-
-def read_half(path: Path, side: int, direction: str) -> np.ndarray:
-    """Half ``side`` of an A|B image: 0 is the model input, 1 the target (see ``split_pair``)."""
-    return split_pair(read_rgb(path), direction)[side]
+LAYOUTS: tuple[str, ...] = ("cyclegan", "aligned", "combined", "separate")
+SINGLE_IMAGES = SingleImages()
 
 
 @dataclass(frozen=True)
 class DomainImages:
-    """The images of one domain: their files and how to read one as an H x W x 3 uint8 array."""
+    """The images of one domain: their files, and how to read image i as H x W x C uint8."""
 
     paths: list[Path]
-    read: Callable[[Path], np.ndarray]
+    read: Callable[[int], np.ndarray]
 
 
-def scan_domain(folder: Path, decode: bool = True) -> list[Path]:
-    """List a domain folder's images, sorted, checking that each can be read.
+@dataclass(frozen=True)
+class ImageFiles:
+    """Reads image i of ``paths`` with ``channels`` channels."""
 
-    ``decode`` reads every file whole, so truncated files are found before training (otherwise
-    only headers are read). Empty folders and unreadable files raise one :class:`DataError`
-    naming the folder and (the first ten of) the files.
-    """
-    paths = list_images(folder)
-    if not paths:
-        raise DataError(
-            f"{folder} contains no images; put the domain's images there as "
-            f"{', '.join(IMAGE_EXTENSIONS)} files"
-        )
-    unreadable = []
-    for path in paths:
-        try:
-            image_size(path, decode=decode)
-        except DataError as err:
-            unreadable.append(f"{path.name} ({err.__cause__ or err})")
-    if unreadable:
-        more = f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
-        raise DataError(
-            f"{len(unreadable)} file(s) in {folder} are unreadable: "
-            f"{', '.join(unreadable[:10])}{more}"
-        )
-    return paths
+    paths: list[Path]
+    channels: int
+
+    def __call__(self, index: int) -> np.ndarray:
+        return read_image(self.paths[index], self.channels)
+
+
+@dataclass(frozen=True)
+class PairSide:
+    """Reads side ``side`` (0: the input, 1: the target) of pair i of a paired dataset."""
+
+    pairs: PairedImageDataset
+    side: int
+
+    def __call__(self, index: int) -> np.ndarray:
+        return self.pairs.read(index)[self.side]
 
 
 class UnpairedImageDataset(Dataset):
@@ -100,15 +91,16 @@ class UnpairedImageDataset(Dataset):
         """Sample ``index``, or ``(index, seed)`` to fix its random draws."""
         index, seed = index if isinstance(index, tuple) else (index, None)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        path_a = self.a.paths[index % len(self.a.paths)]
+        index_a = index % len(self.a.paths)
         if self.serial:
-            path_b = self.b.paths[index % len(self.b.paths)]
+            index_b = index % len(self.b.paths)
         else:
-            path_b = self.b.paths[int(torch.randint(len(self.b.paths), (), generator=generator))]
+            index_b = int(torch.randint(len(self.b.paths), (), generator=generator))
+        path_a, path_b = self.a.paths[index_a], self.b.paths[index_b]
         seed_a, seed_b = torch.randint(0, 2**62, (2,), generator=generator).tolist()
         return {
-            "A": self._augment(self.a.read(path_a), seed_a),
-            "B": self._augment(self.b.read(path_b), seed_b),
+            "A": self._augment(self.a.read(index_a), seed_a),
+            "B": self._augment(self.b.read(index_b), seed_b),
             "A_path": str(path_a),
             "B_path": str(path_b),
         }
@@ -120,23 +112,24 @@ class UnpairedImageDataset(Dataset):
 
 
 class UnpairedImageDataModule(PairedImageDataModule):
-    """Train/val/test loaders of unpaired A and B images, in either :data:`LAYOUTS`.
+    """Train/val/test loaders of unpaired A and B images, in any of :data:`LAYOUTS`.
 
-    Batches are ``{"A": [N,3,crop,crop], "B": same, "A_path", "B_path": list[str]}`` in
+    Batches are ``{"A": [N,C_in,H,W], "B": [N,C_out,H,W], "A_path", "B_path": list[str]}`` in
     [-1, 1]; ``direction="BtoA"`` swaps the domains (the B folder, or the right half, is A).
-    Training crops are taken as in the paired module (resize to ``load_size``, random
-    ``crop_size`` crop, random flip), drawn separately for A and B.
+    Training samples are preprocessed as in the paired module (``data.preprocess``), with
+    separate draws for A and B.
 
-    Validation and test: with ``layout="aligned"`` the paired A|B images of the split
-    (``{"A", "B", "A_path"}``, aligned, exactly as :class:`PairedImageDataModule` serves them);
-    with ``layout="cyclegan"`` the split's A and B images paired by index, so the paired
-    metrics mean nothing there (image grids and checkpoints work as usual). Without
-    ``valA``/``valB`` the ``val_fallback`` split is used (a split name; holding images out
-    needs ``layout="aligned"``).
+    Validation and test: with a paired layout (``aligned``/``combined`` A|B images, or
+    ``separate`` folders) the split's aligned pairs (``{"A", "B", "A_path"}``, exactly as
+    :class:`PairedImageDataModule` serves them); with ``layout="cyclegan"`` the split's A and
+    B images paired by index, so the paired metrics mean nothing there (image grids and
+    checkpoints work as usual). Without ``valA``/``valB`` the ``val_fallback`` split is used
+    (a split name; holding images out needs a paired layout).
 
     Args:
         root: the dataset folder.
-        layout: ``"cyclegan"`` (``trainA/``, ``trainB/``, ...) or ``"aligned"`` (A|B images).
+        layout: ``"cyclegan"`` (``trainA/``, ``trainB/``, ...), ``"aligned"`` (the same as
+            ``"combined"``: A|B images) or ``"separate"`` (A and B folders of pairs).
         serial: pair training images by index instead of drawing B at random.
         **kwargs: any :class:`PairedImageDataModule` argument (``url``, ``expected_counts``
             and the split names apply to the ``<split>A``/``<split>B`` folders of the
@@ -150,11 +143,13 @@ class UnpairedImageDataModule(PairedImageDataModule):
             raise ConfigError(
                 f"data.layout={layout!r} is not valid; use one of {', '.join(LAYOUTS)}"
             )
-        super().__init__(root, **kwargs)
+        pair_layout = "separate" if layout == "separate" else "combined"
+        super().__init__(root, layout=pair_layout, **kwargs)
         if layout == "cyclegan" and not isinstance(self.val_fallback, str):
             raise ConfigError(
                 f"data.val_fallback={self.val_fallback!r} holds training images out, which "
-                "needs data.layout=aligned; with layout=cyclegan name a split (e.g. 'test')"
+                "needs a paired layout (data.layout=aligned or separate); with "
+                "layout=cyclegan name a split (e.g. 'test')"
             )
         self.layout = layout
         self.serial = serial
@@ -165,8 +160,13 @@ class UnpairedImageDataModule(PairedImageDataModule):
         a, b = self.root / f"{split}A", self.root / f"{split}B"
         return (a, b) if self.direction == "AtoB" else (b, a)
 
-    def _has_split(self, split: str) -> bool:
+    def _has_domain_split(self, split: str) -> bool:
         return all(folder.is_dir() for folder in self._domain_folders(split))
+
+    def has_split(self, split: str) -> bool:
+        if self.layout == "cyclegan":
+            return self._has_domain_split(split)
+        return super().has_split(split)
 
     def _split_error(self, split: str, key: str) -> DataError:
         if self.root.is_dir():
@@ -182,18 +182,29 @@ class UnpairedImageDataModule(PairedImageDataModule):
             f"image folders there (set {key},{fetch} or data.layout=aligned for A|B images)"
         )
 
-    def _unpaired_split(
-        self, split: str, key: str, transform: PairTransform, serial: bool
-    ) -> UnpairedImageDataset:
-        if not self._has_split(split):
+    def _domain(self, folder: Path, channels: int) -> DomainImages:
+        images = self._found_pairs(SINGLE_IMAGES.find(folder), folder, SINGLE_IMAGES)
+        paths = [image.a for image in images]
+        return DomainImages(paths, ImageFiles(paths, channels))
+
+    def _unpaired_split(self, split: str, key: str, train: bool) -> UnpairedImageDataset:
+        if not self._has_domain_split(split):
             raise self._split_error(split, key)
         folder_a, folder_b = self._domain_folders(split)
-        a = DomainImages(scan_domain(folder_a, self.verify_images), read_rgb)
-        b = DomainImages(scan_domain(folder_b, self.verify_images), read_rgb)
-        return UnpairedImageDataset(a, b, transform, serial)
+        a, b = self._domain(folder_a, self.channels[0]), self._domain(folder_b, self.channels[1])
+        batch_key = "batch_size" if train else "val_batch_size"
+        if self.preprocess not in FIXED_SIZE_MODES and getattr(self, batch_key) > 1:
+            raise ConfigError(
+                f"data.{batch_key}={getattr(self, batch_key)} with data.preprocess="
+                f"{self.preprocess} and data.layout=cyclegan: images of any size cannot be "
+                "batched; use batch size 1 or a mode with a fixed size (resize_and_crop, "
+                "scale_width_and_crop, crop)"
+            )
+        serial = self.serial if train else True
+        return UnpairedImageDataset(a, b, self._transform(train), serial)
 
     def _cyclegan_val_split(self) -> str:
-        if self._has_split(self.val_split):
+        if self._has_domain_split(self.val_split):
             return self.val_split
         rank_zero_warn(
             f"data.root={self.root} has no {self.val_split}A/ and {self.val_split}B/; "
@@ -204,45 +215,40 @@ class UnpairedImageDataModule(PairedImageDataModule):
     # -- LightningDataModule ---------------------------------------------------------
     def prepare_data(self) -> None:
         """Fetch ``url`` into ``root`` when the training split is missing (as the paired one)."""
-        if self.layout == "aligned":
+        if self.layout != "cyclegan":
             super().prepare_data()
             return
-        if self._has_split(self.train_split):
+        if self._has_domain_split(self.train_split):
             return
         if not (self.url and self.download):
             raise self._split_error(self.train_split, "data.train_split")
         self._create_once(
-            lambda: self._has_split(self.train_split),
+            lambda: self._has_domain_split(self.train_split),
             lambda: self._fetch(f"{self.train_split}A"),
         )
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets needed for ``stage`` (all of them when ``None``)."""
-        if self.layout == "aligned":
+        if self.layout != "cyclegan":
             super().setup(stage)
             if isinstance(self.train_set, PairedImageDataset):
-                # The same files serve both domains; each sample reads its A and B halves
-                # from two independently chosen files.
-                paths = self.train_set.paths
+                # The pairs' inputs and targets serve as two domains; each sample reads its A
+                # and B from two independently chosen pairs.
+                pairs = self.train_set
                 self.train_set = UnpairedImageDataset(
-                    DomainImages(paths, partial(read_half, side=0, direction=self.direction)),
-                    DomainImages(paths, partial(read_half, side=1, direction=self.direction)),
-                    self._train_transform,
+                    DomainImages(pairs.input_paths, PairSide(pairs, 0)),
+                    DomainImages(pairs.target_paths, PairSide(pairs, 1)),
+                    pairs.transform,
                     self.serial,
                 )
             return
         if stage in (None, "fit", "validate") and self.train_set is None:
-            self.train_set = self._unpaired_split(
-                self.train_split, "data.train_split", self._train_transform, self.serial
-            )
-            val_split = self._cyclegan_val_split()
+            self.train_set = self._unpaired_split(self.train_split, "data.train_split", True)
             self.val_set = self._unpaired_split(
-                val_split, "data.val_fallback", self._eval_transform, serial=True
+                self._cyclegan_val_split(), "data.val_fallback", False
             )
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._unpaired_split(
-                self.test_split, "data.test_split", self._eval_transform, serial=True
-            )
+            self.test_set = self._unpaired_split(self.test_split, "data.test_split", False)
 
 
 class SyntheticUnpairedDataModule(UnpairedImageDataModule, SyntheticPairedDataModule):

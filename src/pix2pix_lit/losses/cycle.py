@@ -62,13 +62,14 @@ class CycleGANObjective(nn.Module):
     for painting → photo:
 
     L(G, F, D_A, D_B) = λ_GAN·[L_GAN(G, D_B) + L_GAN(F, D_A)] + λ_cyc·L_cyc(G, F)
-    + λ_idt·λ_cyc·L_identity(G, F), with
+    + λ_idt·L_identity(G, F), with
     L_cyc = ‖F(G(a)) − a‖₁ + ‖G(F(b)) − b‖₁ and L_identity = ‖F(a) − a‖₁ + ‖G(b) − b‖₁.
 
     * ``gan_mode``: the adversarial loss (``lsgan``, the paper's choice, ``vanilla`` or
       ``hinge``), summed over a discriminator's prediction maps (one for a PatchGAN).
-    * ``lambda_identity`` is relative to ``lambda_cycle``, as in the paper's 0.5·λ (and the
-      authors' code); 0 skips the identity passes.
+    * ``lambda_identity`` is the identity loss's absolute weight, as in U-GAT-IT's objective:
+      the paper's 0.5·λ_cyc is 5 (the authors' code takes ``--lambda_identity 0.5`` relative
+      to ``--lambda_A 10``); 0 skips the identity passes.
     * Each discriminator's objective is halved, ½·[ℓ(D(real), 1) + ℓ(D(fake), 0)], and sees
       fakes drawn from a history of ``pool_size`` earlier ones (Shrivastava et al. 2017).
     * ``conditional`` must stay false: the discriminators judge one domain's images alone
@@ -87,7 +88,7 @@ class CycleGANObjective(nn.Module):
         gan_mode: str = "lsgan",
         lambda_gan: float = 1.0,
         lambda_cycle: float = 10.0,
-        lambda_identity: float = 0.5,
+        lambda_identity: float = 5.0,
         pool_size: int = 50,
         conditional: bool = False,
     ):
@@ -112,7 +113,7 @@ class CycleGANObjective(nn.Module):
         self.gan = GANLoss(gan_mode)
         self.lambda_gan = lambda_gan
         self.lambda_cycle = lambda_cycle
-        self.identity_weight = lambda_identity * lambda_cycle
+        self.identity_weight = lambda_identity
         self.pool_a = ImagePool(pool_size)
         self.pool_b = ImagePool(pool_size)
 
@@ -211,7 +212,7 @@ class UGATITObjective(CycleGANObjective):
     * L_lsgan covers each discriminator's patch logits and CAM logits (η_{D_t}) at both
       scales (:class:`~pix2pix_lit.networks.GlobalLocalDiscriminator`), each term weighted 1
       with real → 1 and fake → 0, as in the authors' code.
-    * ``lambda_identity`` is absolute here (the paper's λ_3), unlike CycleGAN's.
+    * ``lambda_identity`` is the paper's λ_3.
     * L_cam trains the generators' classifiers η_s: :func:`domain_classification_loss` of
       G's logits on a (its source, label 1) and on b (the identity pass, label 0), and of F's
       on b and a; the generators must have ``forward_with_cam`` (model=ugatit, ugatit_light).
@@ -237,7 +238,6 @@ class UGATITObjective(CycleGANObjective):
         super().__init__(
             gan_mode, lambda_gan, lambda_cycle, lambda_identity, pool_size, conditional
         )
-        self.identity_weight = lambda_identity
         self.lambda_cam = lambda_cam
 
     @property

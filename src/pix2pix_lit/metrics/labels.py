@@ -82,6 +82,13 @@ def class_indices(images: Tensor, palette: Palette) -> Tensor:
     return distances.argmin(1).reshape(n, height, width)
 
 
+def paint(classes: Tensor, palette: Palette) -> Tensor:
+    """(N, H, W) class indices → (N, 3, H, W) images in [-1, 1] drawn in the palette's colours
+    (the inverse of :func:`class_indices`)."""
+    colors = torch.tensor(palette.colors, dtype=torch.float32, device=classes.device)
+    return (colors[classes].permute(0, 3, 1, 2) / 127.5 - 1).contiguous()
+
+
 def confusion_matrix(predicted: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """(K, K) pixel counts; row = target class, column = predicted class."""
     index = target.flatten().long() * num_classes + predicted.flatten().long()

@@ -6,13 +6,14 @@ discriminator, a list of per-scale lists whose last element is the prediction.
 """
 
 from pix2pix_lit.networks.cam import CAMAttention
+from pix2pix_lit.networks.fcn import FCNSegmenter
 from pix2pix_lit.networks.init import INIT_TYPES, init_weights
 from pix2pix_lit.networks.lin import LIN, AdaLIN, clip_rho_
 from pix2pix_lit.networks.multiscale import MultiscaleDiscriminator
 from pix2pix_lit.networks.norm import NORM_TYPES, add_spectral_norm, conv_bias, get_norm_layer
 from pix2pix_lit.networks.patchgan import PatchDiscriminator, PixelDiscriminator, receptive_field
 from pix2pix_lit.networks.resnet import PADDING_TYPES, ResnetBlock, ResnetGenerator
-from pix2pix_lit.networks.shapes import require_divisible_size
+from pix2pix_lit.networks.shapes import SizeRule, require_divisible_size, size_rule
 from pix2pix_lit.networks.ugatit import (
     GlobalLocalDiscriminator,
     ResnetAdaLINBlock,
@@ -28,6 +29,7 @@ __all__ = [
     "PADDING_TYPES",
     "AdaLIN",
     "CAMAttention",
+    "FCNSegmenter",
     "GlobalLocalDiscriminator",
     "MultiscaleDiscriminator",
     "PatchDiscriminator",
@@ -35,6 +37,7 @@ __all__ = [
     "ResnetAdaLINBlock",
     "ResnetBlock",
     "ResnetGenerator",
+    "SizeRule",
     "UGATITDiscriminator",
     "UGATITGenerator",
     "UnetBlock",
@@ -46,4 +49,5 @@ __all__ = [
     "init_weights",
     "receptive_field",
     "require_divisible_size",
+    "size_rule",
 ]

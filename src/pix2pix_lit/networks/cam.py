@@ -29,6 +29,10 @@ class CAMAttention(nn.Module):
         gmp_logit = self.gmp_fc(x.amax(dim=(2, 3)))
         # .weight is the spectrally normalised weight when the discriminator adds spectral
         # norm, so the maps are re-weighted by the same vector that produced the logit.
+        # Departure from the official code, which takes list(fc.parameters())[0]: under
+        # spectral norm that is the un-normalised weight_orig, so its D re-weights the maps by
+        # a vector σ(w) times longer than the one that scored them (Sec. 2.1: a = w ⊙ E with
+        # the classifier's own w).
         gap_features = x * self.gap_fc.weight[:, :, None, None]
         gmp_features = x * self.gmp_fc.weight[:, :, None, None]
         features = self.activation(self.conv1x1(torch.cat([gap_features, gmp_features], dim=1)))

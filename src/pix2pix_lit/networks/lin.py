@@ -9,6 +9,10 @@ _EPS = 1e-5
 def _layer_instance_mix(x: Tensor, rho: Tensor) -> Tensor:
     """ρ·â_I + (1 − ρ)·â_L: ``x`` (N, C, H, W) standardised per channel (instance norm, â_I)
     and over all channels (layer norm, â_L), mixed per channel by ``rho`` (1, C, 1, 1)."""
+    # Departure from the official U-GAT-IT code (znxlwm/UGATIT-pytorch, networks.py): it takes
+    # torch.var of torch.var over H then W (an unbiased variance of per-row variances), which
+    # is not σ² of Sec. 2.1.1's normalisation. We use the plain (biased) variance over the
+    # normalised axes, as nn.InstanceNorm2d / nn.LayerNorm do, so â_I and â_L have unit variance.
     in_var, in_mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
     ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), correction=0, keepdim=True)
     x_in = (x - in_mean) / torch.sqrt(in_var + _EPS)

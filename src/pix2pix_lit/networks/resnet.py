@@ -5,7 +5,7 @@ from torch import Tensor, nn
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.networks.init import init_weights
 from pix2pix_lit.networks.norm import conv_bias, get_norm_layer
-from pix2pix_lit.networks.shapes import require_divisible_size
+from pix2pix_lit.networks.shapes import SizeRule, require_divisible_size
 
 PADDING_TYPES = ("reflect", "replicate", "zero")
 
@@ -107,6 +107,10 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
         init_weights(self, init_type, init_gain)
 
+    def size_rule(self) -> SizeRule:
+        """Sides divisible by 4: two stride-2 down-samplings."""
+        return SizeRule(4)
+
     def forward(self, x: Tensor) -> Tensor:
-        require_divisible_size(x, 4, "ResnetGenerator")
+        require_divisible_size(x, self.size_rule().multiple, "ResnetGenerator")
         return self.model(x)

@@ -1,8 +1,27 @@
-"""Input-size checks that turn an opaque shape mismatch into an actionable error."""
+"""Input-size rules of the networks, and checks that turn an opaque shape mismatch into an
+actionable error."""
 
-from torch import Tensor
+from dataclasses import dataclass
+
+from torch import Tensor, nn
 
 from pix2pix_lit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The input sizes a network accepts: height and width divisible by ``multiple``; with
+    ``fixed``, only ``fixed`` x ``fixed``."""
+
+    multiple: int = 1
+    fixed: int | None = None
+
+
+def size_rule(net: nn.Module) -> SizeRule:
+    """The rule ``net`` states with its ``size_rule()`` method; any size for a network without
+    one. Every command asks this rather than knowing network classes."""
+    state = getattr(net, "size_rule", None)
+    return state() if callable(state) else SizeRule()
 
 
 def require_divisible_size(x: Tensor, factor: int, network: str) -> None:

@@ -13,7 +13,7 @@ from pix2pix_lit.networks.init import init_weights
 from pix2pix_lit.networks.lin import LIN, AdaLIN, clip_rho_
 from pix2pix_lit.networks.norm import add_spectral_norm
 from pix2pix_lit.networks.resnet import ResnetBlock
-from pix2pix_lit.networks.shapes import require_divisible_size
+from pix2pix_lit.networks.shapes import SizeRule, require_divisible_size
 
 
 class ResnetAdaLINBlock(nn.Module):
@@ -115,11 +115,20 @@ class UGATITGenerator(nn.Module):
             ]
         decoder += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, bias=False), nn.Tanh()]
         self.decoder = nn.Sequential(*decoder)
+        # Departure from the official code, which keeps PyTorch's default (Kaiming-uniform)
+        # initialisation: N(0, 0.02) like every other network here (pix2pix, CycleGAN), so a
+        # comparison between the tasks does not also compare initialisations; init_type picks
+        # another scheme.
         init_weights(self, init_type, init_gain)
+
+    def size_rule(self) -> SizeRule:
+        """Sides divisible by 4 (two stride-2 down-samplings); the full model's MLP reads the
+        flattened feature map, so it only takes img_size x img_size."""
+        return SizeRule(4, None if self.light else self.img_size)
 
     def forward_with_cam(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Return (image (N, out_channels, H, W), cam_logit (N, 2), heatmap (N, 1, H/4, W/4))."""
-        require_divisible_size(x, 4, "UGATITGenerator")
+        require_divisible_size(x, self.size_rule().multiple, "UGATITGenerator")
         if not self.light and tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             raise ConfigError(
                 f"UGATITGenerator(img_size={self.img_size}, light=False) only accepts"
@@ -182,6 +191,9 @@ class UGATITDiscriminator(nn.Module):
             nn.ReflectionPad2d(1), nn.Conv2d(channels_in, 1, 4, bias=False)
         )
         init_weights(self, init_type, init_gain)
+        # Departure from the official code: it leaves the CAM's 1×1 convolution without
+        # spectral norm. We normalise every layer, so D's Lipschitz bound (the reason for
+        # spectral norm, Miyato et al. 2018) holds for the whole network.
         add_spectral_norm(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.networks.init import init_weights
 from pix2pix_lit.networks.norm import conv_bias, get_norm_layer
-from pix2pix_lit.networks.shapes import require_divisible_size
+from pix2pix_lit.networks.shapes import SizeRule, require_divisible_size
 
 
 class UnetBlock(nn.Module):
@@ -133,6 +133,11 @@ class UnetGenerator(nn.Module):
         )
         init_weights(self, init_type, init_gain)
 
+    def size_rule(self) -> SizeRule:
+        """Sides divisible by 2**num_downs: each level halves them."""
+        return SizeRule(2**self.num_downs)
+
     def forward(self, x: Tensor) -> Tensor:
-        require_divisible_size(x, 2**self.num_downs, f"UnetGenerator(num_downs={self.num_downs})")
+        multiple = self.size_rule().multiple
+        require_divisible_size(x, multiple, f"UnetGenerator(num_downs={self.num_downs})")
         return self.model(x)

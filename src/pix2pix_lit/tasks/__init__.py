@@ -3,6 +3,7 @@
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.tasks.cyclegan import CycleGAN
 from pix2pix_lit.tasks.pix2pix import Pix2Pix
+from pix2pix_lit.tasks.segmenter import Segmenter
 from pix2pix_lit.tasks.ugatit import UGATIT
 
-__all__ = ["UGATIT", "CycleGAN", "Pix2Pix", "TranslationTask"]
+__all__ = ["UGATIT", "CycleGAN", "Pix2Pix", "Segmenter", "TranslationTask"]

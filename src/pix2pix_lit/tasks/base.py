@@ -16,8 +16,9 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -67,6 +68,8 @@ class TranslationTask(L.LightningModule):
         self._loss_samples = 0
         self._consecutive_nonfinite: dict[str, int] = {}
         self.run_config: dict[str, Any] | None = None
+        # training images of the run a resume started from (None: a fresh start)
+        self._resumed_train_size: int | None = None
         self.val_l1 = MeanMetric()
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
@@ -150,7 +153,7 @@ class TranslationTask(L.LightningModule):
                 )
 
     def snapshot_buffers(self, *modules: nn.Module) -> list[Tensor] | None:
-        """Copies of the floating-point buffers (batch-norm statistics) of ``modules``.
+        """Copies of the buffers of ``modules``: batch-norm statistics and their counters.
 
         A batch whose loss turns out non-finite has already pushed its NaNs into the
         running statistics during the forward pass; skipping the optimizer step alone
@@ -158,7 +161,7 @@ class TranslationTask(L.LightningModule):
         """
         if self.nonfinite_patience == 0:
             return None
-        buffers = _float_buffers(modules)
+        buffers = _buffers(modules)
         saved = self._buffer_snapshot
         if [(b.shape, b.device) for b in saved] != [(b.shape, b.device) for b in buffers]:
             saved = self._buffer_snapshot = [b.detach().clone() for b in buffers]
@@ -170,7 +173,7 @@ class TranslationTask(L.LightningModule):
 
     @staticmethod
     def restore_buffers(snapshot: list[Tensor], *modules: nn.Module) -> None:
-        buffers = _float_buffers(modules)
+        buffers = _buffers(modules)
         if buffers:  # instance-norm networks have none
             with torch.no_grad():
                 torch._foreach_copy_(buffers, snapshot)
@@ -225,6 +228,58 @@ class TranslationTask(L.LightningModule):
         trainer = self.trainer
         return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
 
+    # -- start of training: split size, resumed settings -----------------------------
+    def on_train_start(self) -> None:
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        size = len(dataset) if dataset is not None else None
+        if size is not None:
+            batches = self.trainer.num_training_batches
+            log.info("Training split: %d samples, %s batches an epoch", size, batches)
+        if self.trainer.ckpt_path is None:
+            return
+        self.apply_config_to_restored_states()
+        saved = self._resumed_train_size
+        if saved is not None and size is not None and saved != size:
+            log.warning(
+                "Resuming on a training split of %d samples, but %s was trained on %d: the "
+                "resumed epoch continues by position over other samples, and an epoch now has "
+                "another number of steps", size, self.trainer.ckpt_path, saved,
+            )  # fmt: skip
+
+    def apply_config_to_restored_states(self) -> None:
+        """Put this run's optimizer and scheduler settings into the states a resume restored.
+
+        Lightning restores each optimizer's parameter groups (learning rate, betas, weight
+        decay…) and each scheduler (base rates, schedule) as they were saved, so a setting
+        changed on resume (``resume.allow=[optim.lr]``) would be silently ignored. Here the
+        settings come from optimizers and schedulers built afresh from the config; the
+        learning rate is the new schedule's at the restored epoch. Without changes this
+        reproduces the restored values exactly.
+        """
+        fresh = [
+            self.optimizer_g(self.generator_parameters()),
+            self.optimizer_d(self.discriminator_parameters()),
+        ]
+        fresh_schedulers = [self.scheduler(opt) for opt in fresh] if self.scheduler else []
+        for restored, new in zip(self.trainer.optimizers, fresh, strict=True):
+            for group, new_group in zip(restored.param_groups, new.param_groups, strict=True):
+                group.update({k: v for k, v in new_group.items() if k != "params"})
+        configs = self.trainer.lr_scheduler_configs
+        for config, new_scheduler in zip(configs, fresh_schedulers, strict=True):
+            restored = config.scheduler
+            counters = {"last_epoch": restored.last_epoch, "_step_count": restored._step_count}
+            restored.load_state_dict({**new_scheduler.state_dict(), **counters})
+            if not isinstance(restored, LambdaLR):
+                raise ConfigError(
+                    f"resuming with scheduler {type(restored).__name__}: only LambdaLR schedules "
+                    "(scheduler=linear_decay, constant) can take this run's settings on resume"
+                )
+            rates = [base * factor(restored.last_epoch)
+                     for base, factor in zip(restored.base_lrs, restored.lr_lambdas, strict=True)]  # fmt: skip
+            for group, rate in zip(restored.optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+            restored._last_lr = rates
+
     # -- validation and test ---------------------------------------------------------
     def generate(self, images: Tensor) -> Tensor:
         """:meth:`translate` under the configured test-time protocol (``inference``)."""
@@ -272,6 +327,10 @@ class TranslationTask(L.LightningModule):
     def on_validation_end(self) -> None:
         restore_rng_states(self._training_rng_states)
 
+    # the test split's scores, too, do not depend on what ran before (test=true after fit)
+    on_test_start = on_validation_start
+    on_test_end = on_validation_end
+
     def on_validation_epoch_start(self) -> None:
         # Recorded next to the metrics so every run says which protocol produced them.
         self.log("val/inference_paper", float(self.inference == "paper"), on_epoch=True)
@@ -284,6 +343,9 @@ class TranslationTask(L.LightningModule):
         # Lightning does not store the random generators; without them a resumed run draws
         # other dropout masks, crops and shuffles than the uninterrupted run would have.
         checkpoint["rng_states"] = collect_rng_states()
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if dataset is not None:
+            checkpoint["train_size"] = len(dataset)
         # a run resumed mid-epoch still reports the mean over the whole epoch
         checkpoint["epoch_loss_sums"] = {
             "epoch": self._loss_epoch,
@@ -292,7 +354,11 @@ class TranslationTask(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("pix2pix_lit_config", self.run_config)
+        # The run's own config wins: it is the checkpoint's, with the changes resume.allow let
+        # through, and later checkpoints must store what is now trained.
+        if self.run_config is None:
+            self.run_config = checkpoint.get("pix2pix_lit_config")
+        self._resumed_train_size = checkpoint.get("train_size")
         if "epoch_loss_sums" in checkpoint:
             saved = checkpoint["epoch_loss_sums"]
             self._loss_epoch, self._loss_samples = saved["epoch"], saved["samples"]
@@ -301,8 +367,59 @@ class TranslationTask(L.LightningModule):
             restore_rng_states(checkpoint["rng_states"])
 
 
-def _float_buffers(modules: Iterable[nn.Module]) -> list[Tensor]:
-    return [b for m in modules for b in m.buffers() if b.is_floating_point()]
+def check_input_size(task: nn.Module, size: int, key: str = "data.crop_size") -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless every network of ``task`` takes a
+    ``size`` × ``size`` input (U-GAT-IT's 7-layer discriminator needs 128 px, U-Net256
+    multiples of 256…), before training rather than at its first step.
+
+    Runs each network on the ``meta`` device: shapes only, no computation, no copy.
+    """
+    for name, network in task.named_children():
+        if not any(isinstance(m, nn.Conv2d) for m in network.modules()):
+            continue  # metrics, losses
+        channels = conv_channels(network)[0]
+        error = _shape_error(network, channels, size)
+        if error is None:
+            continue
+        if isinstance(error, ConfigError):
+            raise error
+        fits = next((s for s in (2**k for k in range(3, 13)) if s > size and
+                     _shape_error(network, channels, s) is None), None)  # fmt: skip
+        if fits is None:
+            # no size works: not a size problem (an operation without a meta version);
+            # training will show the real error
+            continue
+        raise ConfigError(
+            f"{key}={size} is too small for the {name} ({type(network).__name__}): "
+            f"{str(error).splitlines()[0]}; the smallest power of two it takes is {fits}"
+        )
+
+
+def conv_channels(net: nn.Module) -> tuple[int, int]:
+    """(input channels of the first convolution, output channels of the last) of ``net``.
+
+    Every network of the zoo registers its layers in the order they run, so these are the
+    channels the network takes and returns.
+    """
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    return convs[0].in_channels, convs[-1].out_channels
+
+
+def _shape_error(network: nn.Module, channels: int, size: int) -> Exception | None:
+    """The error ``network`` raises on a (1, channels, size, size) input, on the meta device."""
+    tensors = {name: torch.empty_like(t, device="meta")
+               for name, t in (*network.named_parameters(), *network.named_buffers())}  # fmt: skip
+    try:
+        functional_call(network, tensors, (torch.empty(1, channels, size, size, device="meta"),))
+    except NotImplementedError:
+        return None  # an operation without a meta version: nothing to say about the size
+    except (RuntimeError, ValueError) as err:
+        return err
+    return None
+
+
+def _buffers(modules: Iterable[nn.Module]) -> list[Tensor]:
+    return [b for m in modules for b in m.buffers()]
 
 
 def collect_rng_states() -> dict[str, Any]:

@@ -17,17 +17,12 @@ from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference import inference_protocol
 from pix2pix_lit.losses import CycleGANObjective
 from pix2pix_lit.losses.cycle import Logs
-from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
-
-
-def conv_channels(net: nn.Module) -> tuple[int, int]:
-    """(input channels of the first convolution, output channels of the last) of ``net``.
-
-    Every network of the zoo registers its layers in the order they run, so these are the
-    channels the network takes and returns.
-    """
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
-    return convs[0].in_channels, convs[-1].out_channels
+from pix2pix_lit.tasks.base import (
+    OptimizerFactory,
+    SchedulerFactory,
+    TranslationTask,
+    conv_channels,
+)
 
 
 def heatmap_image(heatmap: Tensor, size: tuple[int, int]) -> Tensor:

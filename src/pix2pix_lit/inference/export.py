@@ -1,4 +1,5 @@
-"""Export a trained generator alone, as ONNX or TorchScript, and check the export's outputs.
+"""Export a trained generator alone, as ONNX, TorchScript or the reference code's weights file,
+and check the export's outputs.
 
 The exported model maps (N, C_in, H, W) float images in [-1, 1] to (N, C_out, H, W) in
 [-1, 1]; the batch axis is dynamic. Both formats are traced from one example input, so they
@@ -14,6 +15,10 @@ record the generator in the test-time mode it was put in:
 TorchScript traces accept any batch size and any image size the generator accepts. The ONNX
 graph (from ``torch.onnx.export``'s torch.export-based exporter) has a dynamic batch axis but
 fixed height and width: the training crop size unless another ``size`` is given.
+
+``reference`` writes the weights alone in the layout of the reference pix2pix/CycleGAN code
+(:mod:`pix2pix_lit.inference.reference`), the ``latest_net_G.pth`` its test.py loads; the
+test-time protocol is chosen when the file is run, not baked in.
 """
 
 from __future__ import annotations
@@ -29,14 +34,29 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from pix2pix_lit.checkpoints import load_task
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.inference import check_inference_mode, inference_protocol
-from pix2pix_lit.prediction import repeatable_noise, size_rule
+from pix2pix_lit.inference.checkpoint import load_translator
+from pix2pix_lit.inference.protocol import (
+    check_inference_mode,
+    inference_protocol,
+    repeatable_noise,
+)
+from pix2pix_lit.inference.reference import from_reference, to_reference
+from pix2pix_lit.networks import size_rule
 
 log = logging.getLogger(__name__)
 
-FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+#: format -> default file name in the run folder
+FORMATS: dict[str, str] = {
+    "onnx": "generator.onnx",
+    "torchscript": "generator.pt",
+    # the name the reference's test.py loads (--epoch latest, --model test)
+    "reference": "latest_net_G.pth",
+}
+USAGE = (
+    "python -m pix2pix_lit.export ckpt_path=<file.ckpt> format=onnx|torchscript|reference "
+    "[output=<file>]"
+)
 EXPORT_EXTRA = "pip install 'pix2pix-lit[export]'"
 # A batch of 2: torch.export specialises a batch of 1 to the constant 1.
 _EXAMPLE_BATCH = 2
@@ -89,6 +109,9 @@ def export_generator(
     check_format(fmt, inference)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "reference":
+        torch.save(to_reference(generator), output)
+        return output
     net = copy.deepcopy(generator).cpu()
     with inference_protocol(net, inference), warnings.catch_warnings():
         # TracerWarning: the generators' input-size checks are Python conditions, evaluated
@@ -130,6 +153,21 @@ def run_exported(path: str | Path, fmt: str, images: Tensor) -> Tensor | None:
     return torch.from_numpy(np.asarray(output))
 
 
+def run_reference_file(
+    path: str | Path, generator: nn.Module, images: Tensor, inference: str
+) -> Tensor:
+    """Outputs on ``images`` of a reference-layout file loaded into a copy of ``generator``
+    whose weights were first set to NaN, so that anything the file does not fill shows."""
+    net = copy.deepcopy(generator).cpu()
+    with torch.no_grad():
+        for tensor in net.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+    from_reference(torch.load(path, map_location="cpu", weights_only=True), net, str(path))
+    with inference_protocol(net, inference):
+        return net(images)
+
+
 def export_difference(
     generator: nn.Module, path: str | Path, fmt: str, example: Tensor, inference: str
 ) -> float | None:
@@ -140,7 +178,10 @@ def export_difference(
     """
     net = copy.deepcopy(generator).cpu()
     with repeatable_noise(0, example.device):
-        exported = run_exported(path, fmt, example)
+        if fmt == "reference":
+            exported = run_reference_file(path, net, example, inference)
+        else:
+            exported = run_exported(path, fmt, example)
     if exported is None:
         return None
     with repeatable_noise(0, example.device), inference_protocol(net, inference):
@@ -151,15 +192,10 @@ def export_difference(
 def run_export(cfg: DictConfig, default_dir: str | Path) -> Path:
     """Export ``cfg.ckpt_path``'s generator as the ``export`` config says; return the file.
 
-    Without ``cfg.output`` the file is ``default_dir/generator.<onnx|pt>``.
+    Without ``cfg.output`` the file is ``default_dir/`` + its :data:`FORMATS` name.
     """
-    if not cfg.get("ckpt_path"):
-        raise ConfigError(
-            "ckpt_path is not set; usage: python -m pix2pix_lit.export "
-            "ckpt_path=<file.ckpt> format=onnx|torchscript [output=<file>]"
-        )
     check_format(cfg.format, cfg.inference)
-    output = Path(cfg.output or Path(default_dir) / f"generator{FORMATS[cfg.format]}")
+    output = Path(cfg.output or Path(default_dir) / FORMATS[cfg.format])
     if output.exists() and not cfg.overwrite:
         raise ConfigError(
             f"output={output} already exists; pass overwrite=true to replace it, "
@@ -168,7 +204,7 @@ def run_export(cfg: DictConfig, default_dir: str | Path) -> Path:
     # The ONNX toolchain logs each optimisation pass at INFO; keep the command's output short.
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    task = load_task(cfg.ckpt_path, direction=cfg.get("direction"))
+    task = load_translator(cfg, USAGE)
     data = (task.run_config or {}).get("data", {})
     model = (task.run_config or {}).get("model", {})
     size = cfg.size or data.get("crop_size")

@@ -19,15 +19,14 @@ from typing import Any
 from urllib.parse import quote
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pix2pix_lit import gallery
-from pix2pix_lit.checkpoints import load_task, resolve_device
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.inference import check_inference_mode
+from pix2pix_lit.inference import gallery
+from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
+from pix2pix_lit.inference.protocol import repeatable_noise
 from pix2pix_lit.metrics import (
     PSNR_CAP_DB,
     DistributionScores,
@@ -38,8 +37,9 @@ from pix2pix_lit.metrics import (
     label_scores,
     per_class_scores,
 )
-from pix2pix_lit.prediction import repeatable_noise
-from pix2pix_lit.tasks.base import TranslationTask
+from pix2pix_lit.metrics.fcn_score import FCNScore
+from pix2pix_lit.networks import size_rule
+from pix2pix_lit.run import instantiate
 from pix2pix_lit.utils.images import save_png, to_uint8
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ METRICS_FILE = "metrics.json"
 GALLERY_FILE = "index.html"
 ROLES: tuple[str, ...] = ("input", "output", "target")
 AUTO_PALETTE = "auto"
+USAGE = "python -m pix2pix_lit.evaluate ckpt_path=<file.ckpt> [overrides]"
 
 
 @dataclass
@@ -98,6 +99,14 @@ def load_palette(name: str) -> Palette:
     return Palette.from_config(OmegaConf.to_container(OmegaConf.load(path)))
 
 
+def evaluated_direction(data_direction: str, generator_direction: str) -> str:
+    """The translation evaluated, in the data's terms: ``direction=BtoA`` picks the generator
+    of an unpaired task that maps the data's B side to its A side (CycleGAN's F)."""
+    if generator_direction == "AtoB":
+        return data_direction
+    return "AtoB" if data_direction == "BtoA" else "BtoA"
+
+
 def is_facades_labels(data: Mapping[str, Any]) -> bool:
     """Whether the data is CMP Facades translated photo → labels (``direction=AtoB``)."""
     return "facades" in Path(str(data.get("root", ""))).name.lower() and (
@@ -121,7 +130,7 @@ def resolve_palette(palette: Mapping[str, Any], data: Mapping[str, Any]) -> Pale
 
 
 def evaluate(
-    task: TranslationTask,
+    task: Translator,
     batches: Iterable[Mapping[str, Any]],
     output_dir: str | Path,
     *,
@@ -129,13 +138,15 @@ def evaluate(
     palette: Palette | None = None,
     distribution: DistributionScores | None = None,
     total: int | None = None,
+    fcn: FCNScore | None = None,
 ) -> Evaluation:
     """Translate every batch (``{"A", "B", "A_path"}``) with ``task.generate``; score it.
 
     Writes ``output_dir/images/<name>_{input,output,target}.png`` (``name``: the file name of
     ``A_path`` without extension). ``seed`` seeds torch's generator first (restored after), so
     the paper protocol's dropout draws the same noise on every run. ``total`` (the number of
-    images) sizes the progress bar.
+    images) sizes the progress bar. ``fcn`` scores the outputs against the inputs (label maps
+    → photo) with a segmenter: the FCN-score.
     """
     images_dir = Path(output_dir) / IMAGES_DIR
     result = Evaluation()
@@ -151,6 +162,8 @@ def evaluate(
             confusions = None if palette is None else _confusions(outputs, targets, palette)
             if distribution is not None:
                 distribution.update(outputs, targets)
+            if fcn is not None:
+                fcn.update(outputs, inputs)
             for i, path in enumerate(batch["A_path"]):
                 name = Path(path).stem
                 for role, images in zip(ROLES, (inputs, outputs, targets), strict=True):
@@ -166,6 +179,8 @@ def evaluate(
             fid, unavailable = distribution.compute()
             result.metrics.update(fid)
             result.unavailable.update(unavailable)
+        if fcn is not None:
+            result.metrics.update(fcn.compute())
     if not result.per_image:
         raise DataError(f"the evaluated split has no images (output_dir={output_dir})")
     # Label scores of the split come from its summed confusion matrix (as the FCN-score's
@@ -272,7 +287,7 @@ def _format(value: float | None) -> str:
 
 def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
     """A self-contained page: one row per image (input | output | target, name, scores),
-    sortable and filterable by score (:mod:`pix2pix_lit.gallery`).
+    sortable and filterable by score (:mod:`pix2pix_lit.inference.gallery`).
 
     Image links are relative (``images/...``), so the page opens from disk without a server.
     """
@@ -325,15 +340,8 @@ img {{ width: 256px; image-rendering: pixelated; }}
 
 def run_evaluation(cfg: DictConfig) -> Path:
     """Evaluate ``cfg.ckpt_path`` as the ``evaluate`` config says; return ``metrics.json``."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError(
-            "ckpt_path is not set; pass the checkpoint to evaluate, e.g. "
-            "ckpt_path=logs/pix2pix/runs/<time>/checkpoints/last.ckpt"
-        )
+    task = load_translator(cfg, USAGE, resolve_device(cfg.device))
     output_dir = prepare_output_dir(cfg.output_dir, cfg.overwrite)
-    task = load_task(cfg.ckpt_path, resolve_device(cfg.device), cfg.get("direction"))
-    if cfg.get("inference") is not None:
-        task.inference = check_inference_mode(cfg.inference)
     stored_data = (task.run_config or {}).get("data", {})
     data = data_config(stored_data, OmegaConf.to_container(cfg.data, resolve=True))
     if "_target_" not in data:
@@ -341,14 +349,23 @@ def run_evaluation(cfg: DictConfig) -> Path:
             f"ckpt_path={cfg.ckpt_path} stores no data config; choose one with data=<option> "
             "(e.g. data=facades or data=folder data.root=<folder>)"
         )
-    palette = resolve_palette(OmegaConf.to_container(cfg.palette), data)
+    direction = evaluated_direction(
+        data.get("direction", "AtoB"), getattr(task, "direction", "AtoB")
+    )
+    palette = resolve_palette(OmegaConf.to_container(cfg.palette), {**data, "direction": direction})
     # Built before the generator runs, so a missing FID extra fails fast.
     distribution = DistributionScores(weights_path=cfg.fid_weights) if cfg.fid else None
+    segmenter = cfg.get("segmenter_ckpt")
+    fcn = FCNScore.from_checkpoint(segmenter, task.device) if segmenter else None
 
-    datamodule = instantiate(data)
+    datamodule = instantiate(OmegaConf.create(data))
+    if getattr(datamodule, "size_multiple", 1) is None:
+        # What a Trainer gives it in validation: the generator's own size rule, to which
+        # preprocess=none|scale_width bring every image (data.size_multiple overrides it).
+        datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
     split_dir = Path(datamodule.root) / datamodule.test_split
-    if not split_dir.is_dir():
+    if not datamodule.has_split(datamodule.test_split):
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
         raise DataError(
             f"data.split={datamodule.test_split}: {split_dir} does not exist; "
@@ -372,12 +389,13 @@ def run_evaluation(cfg: DictConfig) -> Path:
         palette=palette,
         distribution=distribution,
         total=len(datamodule.test_set),
+        fcn=fcn,
     )
     info = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "data_root": str(datamodule.root),
         "split": datamodule.test_split,
-        "direction": datamodule.direction,
+        "direction": direction,
         "inference": task.inference,
         "seed": cfg.seed,
         "palette": palette.name if palette else None,

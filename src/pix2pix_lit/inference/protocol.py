@@ -3,7 +3,8 @@
 ``paper``: as pix2pix does (Isola et al. 2017, "Optimization and inference"): dropout stays
 on and batch norm normalises with the statistics of the test batch itself. ``standard``:
 the usual ``eval()`` (no dropout, running statistics). Neither mode changes the stored
-batch-norm running statistics, so validation never disturbs training.
+batch-norm running statistics, so validation never disturbs training. :func:`repeatable_noise`
+makes the paper protocol's dropout draw the same noise on every run.
 """
 
 from __future__ import annotations
@@ -48,3 +49,17 @@ def inference_protocol(net: nn.Module, mode: str) -> Iterator[nn.Module]:
             bn.track_running_stats = flag
         for m, flag in was_training.items():
             m.training = flag
+
+
+@contextmanager
+def repeatable_noise(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's generator for the block and restore its state afterwards.
+
+    The paper protocol draws dropout noise at test time; with a seed the same inputs give the
+    same outputs on every run, and the caller's random stream is left as it was.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield

@@ -9,9 +9,9 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from pix2pix_lit.inference.evaluation import Evaluation, gallery_html
 
-from pix2pix_lit.gallery import SCRIPT
+from pix2pix_lit.inference.evaluation import Evaluation, gallery_html
+from pix2pix_lit.inference.gallery import SCRIPT
 
 PER_IMAGE = [
     {"name": "b", "L1": 0.30, "PSNR": 14.0, "SSIM": 0.20},

@@ -32,7 +32,12 @@ class PairAugment:
     """
 
     def __init__(self, transforms: Sequence[Any]) -> None:
-        import albumentations as alb
+        try:
+            import albumentations as alb
+        except ImportError:
+            raise ConfigError(
+                "data.augment needs albumentations: pip install 'pix2pix-lit[augment]'"
+            ) from None
 
         for i, transform in enumerate(transforms):
             if not isinstance(transform, alb.BasicTransform | alb.BaseCompose):

@@ -10,6 +10,8 @@
 * :mod:`~pix2pix_lit.inference.evaluation`, :mod:`~pix2pix_lit.inference.prediction`,
   :mod:`~pix2pix_lit.inference.export`: one module per command (entry points:
   ``pix2pix_lit.evaluate``, ``pix2pix_lit.predict``, ``pix2pix_lit.export``).
+* :mod:`~pix2pix_lit.inference.gallery`: sorting and filtering of the evaluation's
+  ``index.html`` by per-image score.
 """
 
 from pix2pix_lit.inference.protocol import (

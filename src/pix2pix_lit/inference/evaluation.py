@@ -22,9 +22,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pix2pix_lit import gallery
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.errors import ConfigError, DataError
+from pix2pix_lit.inference import gallery
 from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
 from pix2pix_lit.inference.protocol import repeatable_noise
 from pix2pix_lit.metrics import (
@@ -287,7 +287,7 @@ def _format(value: float | None) -> str:
 
 def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
     """A self-contained page: one row per image (input | output | target, name, scores),
-    sortable and filterable by score (:mod:`pix2pix_lit.gallery`).
+    sortable and filterable by score (:mod:`pix2pix_lit.inference.gallery`).
 
     Image links are relative (``images/...``), so the page opens from disk without a server.
     """

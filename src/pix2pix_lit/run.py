@@ -150,7 +150,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     )
     task: L.LightningModule = instantiate(cfg.task)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
-    log.info("Test-time protocol for validation: inference=%s", task.inference)
+    if hasattr(task, "inference"):  # translation tasks (not the digit classifier)
+        log.info("Test-time protocol for validation: inference=%s", task.inference)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))

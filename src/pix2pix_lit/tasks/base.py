@@ -66,6 +66,7 @@ class TranslationTask(L.LightningModule):
         self._loss_sums: dict[str, Tensor] = {}
         self._loss_samples = 0
         self._consecutive_nonfinite: dict[str, int] = {}
+        self._skipped = False  # an update of this batch was skipped (non-finite loss)
         self.run_config: dict[str, Any] | None = None
         self.val_l1 = MeanMetric()
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
@@ -136,6 +137,26 @@ class TranslationTask(L.LightningModule):
             count,
         )  # fmt: skip
         return False
+
+    def update_network(
+        self,
+        name: str,
+        optimizer: Optimizer,
+        loss_fn: Callable[[], tuple[Tensor, dict[str, Tensor]]],
+    ) -> dict[str, Tensor]:
+        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile;
+        skipped when the loss is not finite (recorded in ``_skipped``, which a training step
+        resets when it starts and hands to :meth:`finish_batch`). Returns the loss's logs."""
+        self.toggle_optimizer(optimizer)
+        loss, logs = loss_fn()
+        if self.loss_is_finite(loss, name):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        else:
+            self._skipped = True
+        self.untoggle_optimizer(optimizer)
+        return logs
 
     def stop_if_diverged(self) -> None:
         """Raise :class:`TrainingDivergedError` after ``nonfinite_patience`` consecutive

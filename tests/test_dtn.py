@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from helpers import cli, compose_run, read_metrics
+from helpers import cli, compose_run, read_metrics, run_main
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import DTNObjective
 from pix2pix_lit.losses.dtn import total_variation
@@ -283,6 +284,16 @@ def test_resumed_run_equals_uninterrupted_run(classifiers: dict[str, Path], tmp_
     for key, value in full["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
     assert {int(r["epoch"]) for r in read_metrics(tmp_path / "resumed") if r.get("epoch")} == {1}
+    # evaluate scores a DTN checkpoint by its accuracies on the test splits
+    from pix2pix_lit import evaluate
+
+    ckpt = tmp_path / "resumed" / "checkpoints" / "last.ckpt"
+    out, logs = tmp_path / "eval", f"paths.log_dir={tmp_path / 'logs'}"
+    assert run_main(evaluate.main, f"ckpt_path={ckpt}", f"output_dir={out}", logs) is None
+    report = json.loads((out / "metrics.json").read_text())
+    assert set(report["metrics"]) == {
+        "accuracy", "accuracy_target", "accuracy_grayscale_source", "accuracy_f_source"
+    }  # fmt: skip
 
 
 def test_classifier_reports_test_accuracy(classifiers: dict[str, Path], tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -340,6 +341,8 @@ def run_evaluation(cfg: DictConfig) -> Path:
 
     datamodule = instantiate(data)
     datamodule.prepare_data()
+    if not task.scores_image_pairs:
+        return evaluate_by_test_step(task, datamodule, output_dir, cfg.ckpt_path)
     split_dir = Path(datamodule.root) / datamodule.test_split
     if not split_dir.is_dir():
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
@@ -381,4 +384,22 @@ def run_evaluation(cfg: DictConfig) -> Path:
     for name, reason in result.unavailable.items():
         log.info("%s unavailable: %s", name, reason)
     log.info("Wrote %s and %s", path, output_dir / GALLERY_FILE)
+    return path
+
+
+def evaluate_by_test_step(
+    task: TranslationTask, datamodule: Any, output_dir: Path, ckpt_path: str
+) -> Path:
+    """Score a task by its own ``test_step`` over the data module's test split (the DTN:
+    classifier accuracies on the source and target test sets); write ``metrics.json``."""
+    accelerator = "gpu" if task.device.type == "cuda" else "cpu"
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False)
+    (scores,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    info = {"ckpt_path": str(Path(ckpt_path).resolve()), "inference": task.inference}
+    metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
+    path = output_dir / METRICS_FILE
+    path.write_text(json.dumps({**info, "metrics": _json_safe(metrics)}, indent=2) + "\n")
+    for name, value in metrics.items():
+        log.info("%s = %s", name, _format(value))
+    log.info("Wrote %s", path)
     return path

@@ -39,6 +39,10 @@ class TranslationTask(L.LightningModule):
     absolute error in [-1, 1], the training L1), ``val/PSNR`` and ``val/SSIM``.
     """
 
+    #: how ``evaluate`` scores the task: on image pairs (L1, PSNR, SSIM, images, gallery), or
+    #: False: by the metrics of its own ``test_step`` (the DTN's classifier accuracies)
+    scores_image_pairs = True
+
     def __init__(
         self,
         optimizer_g: OptimizerFactory,

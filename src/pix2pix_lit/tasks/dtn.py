@@ -154,6 +154,8 @@ class DTN(TranslationTask):
     :data:`ACCURACIES` over the test splits; ``val/accuracy`` selects checkpoints.
     """
 
+    scores_image_pairs = False
+
     def __init__(
         self,
         encoder_ckpt: str | None,

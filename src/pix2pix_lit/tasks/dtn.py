@@ -245,7 +245,11 @@ class DTN(TranslationTask):
         self._skipped = False
         with torch.no_grad():
             f_source = self.f(source)
-        fake_source, fake_target = self.generator(source), self.generator(target)
+        # with the frozen f as G's encoder, G(s) = g(f(s)) reuses f(s)
+        fake_source = (
+            self.generator(source) if self.train_encoder else self.generator.decoder(f_source)
+        )
+        fake_target = self.generator(target)
         discriminator_loss = partial(
             self.objective.discriminator_loss, self.discriminator, fake_source, fake_target, target
         )

@@ -10,14 +10,16 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.tasks.base import TranslationTask
+
+if TYPE_CHECKING:  # the DTN task reads checkpoints itself: a runtime import would be circular
+    from pix2pix_lit.tasks.base import TranslationTask
 
 CONFIG_KEY = "pix2pix_lit_config"
 DEVICES = ("auto", "cpu", "cuda")

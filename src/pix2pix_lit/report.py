@@ -42,14 +42,26 @@ TRAIN_COLUMNS = (
     ("G_L1", "train/G_L1_epoch"),
     ("D_real", "train/D_real_epoch"),
     ("D_fake", "train/D_fake_epoch"),
+    # the DTN's (task=dtn)
+    ("G_GANG", "train/G_GANG_epoch"),
+    ("G_CONST", "train/G_CONST_epoch"),
+    ("G_TID", "train/G_TID_epoch"),
+    ("D", "train/D_epoch"),
 )
 SCORE_COLUMNS = ("val/L1", "val/PSNR", "val/SSIM", "test/L1", "test/PSNR", "test/SSIM")
+# the DTN's accuracies (task=dtn: C_T on G(source), on the target, on grey sources; f's)
+SCORE_COLUMNS += tuple(
+    f"{stage}/accuracy{kind}"
+    for stage in ("val", "test")
+    for kind in ("", "_target", "_grayscale_source", "_f_source")
+)
 # (title, metrics.csv key, per step) of the loss-curve panels
 CURVES = (
     ("train G_L1", "train/G_L1_step", True),
     ("train G_GAN", "train/G_GAN_step", True),
     ("train D (real + fake) / 2", "train/D_step", True),
     ("val L1", "val/L1", False),
+    ("val accuracy of C_T on G(source)", "val/accuracy", False),
 )
 CURVE_HEIGHT_IN = 3.2
 
@@ -157,11 +169,12 @@ def markdown_table(jobs: Sequence[Job]) -> str:
     ]
     scores = [key for key in SCORE_COLUMNS if any(j.last(key) is not None for j in jobs)]
     labels = [key for key in LABEL_METRICS if any(key in j.label_metrics for j in jobs)]
+    has_l1 = any(j.series("val/L1") for j in jobs)  # not the DTN's, which reports accuracies
     header = ["job", "overrides", "epochs", *(t for t, _ in train)]
     header += [
         *scores,
         *(f"{k} (eval)" for k in labels),
-        "best val/L1",
+        *(["best val/L1"] if has_l1 else []),
         "wall time",
         "best checkpoint",
     ]
@@ -180,7 +193,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
             *(_format(job.last(key)) for _, key in train),
             *(_format(job.last(key)) for key in scores),
             *(_format(job.label_metrics.get(key)) for key in labels),
-            _format(min(val)) if val else "–",
+            *([_format(min(val)) if val else "–"] if has_l1 else []),
             _format_duration(job.wall_time_s),
             f"`{job.best_checkpoint}`" if job.best_checkpoint else "–",
         ]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -40,6 +41,7 @@ from pix2pix_lit.metrics import (
 from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.networks import size_rule
 from pix2pix_lit.run import instantiate
+from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.utils.images import save_png, to_uint8
 
 log = logging.getLogger(__name__)
@@ -364,6 +366,8 @@ def run_evaluation(cfg: DictConfig) -> Path:
         # preprocess=none|scale_width bring every image (data.size_multiple overrides it).
         datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
+    if not task.scores_image_pairs:
+        return evaluate_by_test_step(task, datamodule, output_dir, cfg.ckpt_path)
     split_dir = Path(datamodule.root) / datamodule.test_split
     if not datamodule.has_split(datamodule.test_split):
         found = sorted(p.name for p in Path(datamodule.root).iterdir() if p.is_dir())
@@ -406,4 +410,22 @@ def run_evaluation(cfg: DictConfig) -> Path:
     for name, reason in result.unavailable.items():
         log.info("%s unavailable: %s", name, reason)
     log.info("Wrote %s and %s", path, output_dir / GALLERY_FILE)
+    return path
+
+
+def evaluate_by_test_step(
+    task: TranslationTask, datamodule: Any, output_dir: Path, ckpt_path: str
+) -> Path:
+    """Score a task by its own ``test_step`` over the data module's test split (the DTN:
+    classifier accuracies on the source and target test sets); write ``metrics.json``."""
+    accelerator = "gpu" if task.device.type == "cuda" else "cpu"
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False)
+    (scores,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    info = {"ckpt_path": str(Path(ckpt_path).resolve()), "inference": task.inference}
+    metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
+    path = output_dir / METRICS_FILE
+    path.write_text(json.dumps({**info, "metrics": _json_safe(metrics)}, indent=2) + "\n")
+    for name, value in metrics.items():
+        log.info("%s = %s", name, _format(value))
+    log.info("Wrote %s", path)
     return path

@@ -6,6 +6,12 @@ discriminator, a list of per-scale lists whose last element is the prediction.
 """
 
 from pix2pix_lit.networks.cam import CAMAttention
+from pix2pix_lit.networks.digits import (
+    DigitClassifier,
+    DigitDecoder,
+    DigitDiscriminator,
+    DigitEncoder,
+)
 from pix2pix_lit.networks.fcn import FCNSegmenter
 from pix2pix_lit.networks.init import INIT_TYPES, init_weights
 from pix2pix_lit.networks.lin import LIN, AdaLIN, clip_rho_
@@ -29,6 +35,10 @@ __all__ = [
     "PADDING_TYPES",
     "AdaLIN",
     "CAMAttention",
+    "DigitClassifier",
+    "DigitDecoder",
+    "DigitDiscriminator",
+    "DigitEncoder",
     "FCNSegmenter",
     "GlobalLocalDiscriminator",
     "MultiscaleDiscriminator",

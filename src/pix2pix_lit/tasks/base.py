@@ -40,6 +40,10 @@ class TranslationTask(L.LightningModule):
     absolute error in [-1, 1], the training L1), ``val/PSNR`` and ``val/SSIM``.
     """
 
+    #: how ``evaluate`` scores the task: on image pairs (L1, PSNR, SSIM, images, gallery), or
+    #: False: by the metrics of its own ``test_step`` (the DTN's classifier accuracies)
+    scores_image_pairs = True
+
     def __init__(
         self,
         optimizer_g: OptimizerFactory,
@@ -67,6 +71,7 @@ class TranslationTask(L.LightningModule):
         self._loss_sums: dict[str, Tensor] = {}
         self._loss_samples = 0
         self._consecutive_nonfinite: dict[str, int] = {}
+        self._skipped = False  # an update of this batch was skipped (non-finite loss)
         self.run_config: dict[str, Any] | None = None
         # training images of the run a resume started from (None: a fresh start)
         self._resumed_train_size: int | None = None
@@ -139,6 +144,26 @@ class TranslationTask(L.LightningModule):
             count,
         )  # fmt: skip
         return False
+
+    def update_network(
+        self,
+        name: str,
+        optimizer: Optimizer,
+        loss_fn: Callable[[], tuple[Tensor, dict[str, Tensor]]],
+    ) -> dict[str, Tensor]:
+        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile;
+        skipped when the loss is not finite (recorded in ``_skipped``, which a training step
+        resets when it starts and hands to :meth:`finish_batch`). Returns the loss's logs."""
+        self.toggle_optimizer(optimizer)
+        loss, logs = loss_fn()
+        if self.loss_is_finite(loss, name):
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        else:
+            self._skipped = True
+        self.untoggle_optimizer(optimizer)
+        return logs
 
     def stop_if_diverged(self) -> None:
         """Raise :class:`TrainingDivergedError` after ``nonfinite_patience`` consecutive

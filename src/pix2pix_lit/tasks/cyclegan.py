@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim import Optimizer
 
 from pix2pix_lit.data.paired import DIRECTIONS
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference import inference_protocol
 from pix2pix_lit.losses import CycleGANObjective
-from pix2pix_lit.losses.cycle import Logs
 from pix2pix_lit.tasks.base import (
     OptimizerFactory,
     SchedulerFactory,
@@ -94,7 +92,6 @@ class CycleGAN(TranslationTask):
         self.objective = objective
         self.direction = direction
         self._restored_pools: dict[str, list[Tensor]] | None = None
-        self._skipped = False  # a step of this batch was skipped (non-finite loss)
 
     @property
     def direction(self) -> str:
@@ -144,33 +141,17 @@ class CycleGAN(TranslationTask):
             self.objective.discriminator_loss, self.discriminator_a, self.discriminator_b, outputs
         )
         if self.discriminator_first:
-            logs = self._update("D", opt_d, discriminator_loss)
-            logs.update(self._update("G", opt_g, generator_loss))
+            logs = self.update_network("D", opt_d, discriminator_loss)
+            logs.update(self.update_network("G", opt_g, generator_loss))
         else:
-            logs = self._update("G", opt_g, generator_loss)
-            logs.update(self._update("D", opt_d, discriminator_loss))
+            logs = self.update_network("G", opt_g, generator_loss)
+            logs.update(self.update_network("D", opt_d, discriminator_loss))
         # U-GAT-IT keeps AdaLIN/LIN's ρ in [0, 1]; the discriminator step does not read ρ, so
         # clipping after both updates equals clipping right after the generator step.
         for generator in (self.generator_ab, self.generator_ba):
             if hasattr(generator, "clip_rho"):
                 generator.clip_rho()
         self.finish_batch(self._skipped, buffers, networks, logs, batch_size=batch["A"].shape[0])
-
-    def _update(
-        self, name: str, optimizer: Optimizer, loss_fn: Callable[[], tuple[Tensor, Logs]]
-    ) -> Logs:
-        """One step of ``optimizer`` on ``loss_fn()``, the other networks frozen meanwhile;
-        skipped when the loss is not finite."""
-        self.toggle_optimizer(optimizer)
-        loss, logs = loss_fn()
-        if self.loss_is_finite(loss, name):
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
-        else:
-            self._skipped = True
-        self.untoggle_optimizer(optimizer)
-        return logs
 
     # -- validation, test and grids ----------------------------------------------------
     def orient_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

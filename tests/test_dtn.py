@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from helpers import cli, compose_run, read_metrics, run_main
+from helpers import ALLOW_MAX_EPOCHS, cli, compose_run, read_metrics, run_main
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import DTNObjective
 from pix2pix_lit.losses.dtn import total_variation
@@ -276,7 +276,7 @@ def test_resumed_run_equals_uninterrupted_run(classifiers: dict[str, Path], tmp_
     train(compose_run(common, tmp_path / "full"))
     train(compose_run([*common, "trainer.max_epochs=1"], tmp_path / "part"))
     part = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    train(compose_run([*common, f"ckpt_path={part}"], tmp_path / "resumed"))
+    train(compose_run([*common, f"ckpt_path={part}", ALLOW_MAX_EPOCHS], tmp_path / "resumed"))
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == full["epoch"] == 1

@@ -48,8 +48,8 @@ class ImageGridCallback(L.Callback):
             samples = [dataset[i] for i in range(n)]
             # Images at native sizes (data.preprocess=none, scale_width) differ in size: a
             # grid shows those of the first one's size.
-            shape = samples[0]["A"].shape
-            self._batch = default_collate([s for s in samples if s["A"].shape == shape])
+            shape = _image_shapes(samples[0])
+            self._batch = default_collate([s for s in samples if _image_shapes(s) == shape])
         return self._batch
 
     @rank_zero_only
@@ -77,3 +77,8 @@ class ImageGridCallback(L.Callback):
                 logger.experiment.add_image(
                     "val/samples", grid, trainer.global_step, dataformats="HWC"
                 )
+
+
+def _image_shapes(sample: dict[str, Any]) -> list[tuple[int, ...]]:
+    """The shapes of a sample's tensors (whatever a task names its images)."""
+    return [tuple(v.shape) for v in sample.values() if torch.is_tensor(v)]

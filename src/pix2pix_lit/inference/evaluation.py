@@ -366,7 +366,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
         # preprocess=none|scale_width bring every image (data.size_multiple overrides it).
         datamodule.size_multiple = size_rule(task.translation_network()).multiple
     datamodule.prepare_data()
-    if not task.scores_image_pairs:
+    if not getattr(task, "scores_image_pairs", True):  # a reference generator file scores pairs
         return evaluate_by_test_step(task, datamodule, output_dir, cfg.ckpt_path)
     split_dir = Path(datamodule.root) / datamodule.test_split
     if not datamodule.has_split(datamodule.test_split):

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from pix2pix_lit.checkpoint_file import CONFIG_KEY, first_line
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.run_folder import CHECKPOINT_DIR
 
@@ -41,7 +42,6 @@ FREE_KEYS = (
     "task.validation_seed",
 )  # fmt: skip
 #: where a checkpoint stores its run's config (TranslationTask.on_save_checkpoint)
-CONFIG_KEY = "pix2pix_lit_config"
 _LISTED_CHANGES = 8
 _ABSENT = "<absent>"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
@@ -108,10 +108,9 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataError(
             f"ckpt_path={path} is not a pix2pix_lit checkpoint: torch.load cannot read it "
-            f"({first_line}); a file cut short by a crash reads so"
+            f"({first_line(err)}); a file cut short by a crash reads so"
         ) from err
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint:
         raise DataError(

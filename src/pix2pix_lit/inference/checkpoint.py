@@ -15,7 +15,6 @@ Two kinds of file are accepted:
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,18 +24,23 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from pix2pix_lit.checkpoint_file import (
+    CONFIG_KEY,
+    first_line,
+    list_keys,
+    load_file,
+    read_checkpoint,
+)
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.protocol import check_inference_mode, inference_protocol
 from pix2pix_lit.inference.reference import REFERENCE_GENERATORS, describe, from_reference
 from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
 
-CONFIG_KEY = "pix2pix_lit_config"
 DEVICES = ("auto", "cpu", "cuda")
 #: Test-time size of the reference code (its test options set load_size = crop_size = 256),
 #: the default side for a reference file's predict resize=true and export.
 REFERENCE_CROP_SIZE = 256
-_MAX_LISTED_KEYS = 10
 
 
 class Translator(Protocol):
@@ -86,37 +90,6 @@ class LoneGenerator(nn.Module):
         return batch
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _list_keys(keys: list[str]) -> str:
-    listed = ", ".join(keys[:_MAX_LISTED_KEYS]) or "none"
-    more = len(keys) - _MAX_LISTED_KEYS
-    return listed + (f" and {more} more" if more > 0 else "")
-
-
-def _load_file(ckpt_path: str | Path) -> Any:
-    """``torch.load`` on the CPU with ``weights_only=True`` (tensors and plain python types
-    only), so a file from elsewhere cannot run code when it is opened. Both torch.save
-    formats load: the reference's pretrained models predate the zip format."""
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise DataError(
-            f"ckpt_path={path} {what}; pass a .ckpt file of a training run, e.g. "
-            "logs/<task_name>/runs/<time>/checkpoints/last.ckpt"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        raise DataError(
-            f"ckpt_path={path} is not a pix2pix_lit checkpoint nor a generator file of the "
-            f"reference code: torch.load cannot read it ({_first_line(err)})"
-        ) from err
-
-
 def is_state_dict(contents: Any) -> bool:
     """Whether ``contents`` is a bare ``state_dict()``: names → tensors, as the reference saves."""
     return (
@@ -124,23 +97,6 @@ def is_state_dict(contents: Any) -> bool:
         and bool(contents)
         and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in contents.items())
     )
-
-
-def read_checkpoint(ckpt_path: str | Path, contents: Any = None) -> dict[str, Any]:
-    """A pix2pix_lit checkpoint's dict (``contents``, the loaded file, or the file read now),
-    checking it is one."""
-    checkpoint = _load_file(ckpt_path) if contents is None else contents
-    path = Path(ckpt_path).expanduser()
-    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint:
-        keys = [str(k) for k in checkpoint] if isinstance(checkpoint, dict) else []
-        raise DataError(
-            f"ckpt_path={path} is not a pix2pix_lit checkpoint: it has no '{CONFIG_KEY}' entry "
-            f"(its keys: {_list_keys(keys)}); use a checkpoint written by pix2pix_lit.train, "
-            "or a generator file of the reference code with model=<option>"
-        )
-    if "state_dict" not in checkpoint:
-        raise DataError(f"ckpt_path={path} has '{CONFIG_KEY}' but no 'state_dict' (no weights)")
-    return checkpoint
 
 
 def load_task(
@@ -160,7 +116,7 @@ def load_task(
     if "task" not in config:
         raise DataError(
             f"ckpt_path={ckpt_path}: its '{CONFIG_KEY}' has no 'task' entry "
-            f"(keys: {_list_keys(list(config))}); it cannot be rebuilt"
+            f"(keys: {list_keys(list(config))}); it cannot be rebuilt"
         )
     task: TranslationTask = instantiate(OmegaConf.create(config["task"]))
     try:
@@ -168,7 +124,7 @@ def load_task(
     except RuntimeError as err:
         raise DataError(
             f"ckpt_path={ckpt_path}: its weights do not fit the networks its config builds "
-            f"({_first_line(err)})"
+            f"({first_line(err)})"
         ) from err
     task.run_config = config
     if direction is not None:
@@ -209,7 +165,7 @@ def load_translator(cfg: DictConfig, usage: str, device: str | torch.device = "c
     ``usage`` is the command line shown when ``ckpt_path`` is missing."""
     if not cfg.get("ckpt_path"):
         raise ConfigError(f"ckpt_path is not set; usage: {usage}")
-    contents = _load_file(cfg.ckpt_path)
+    contents = load_file(cfg.ckpt_path)
     model = cfg.get("model")
     if is_state_dict(contents):
         if cfg.get("direction") is not None:

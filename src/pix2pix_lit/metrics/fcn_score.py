@@ -20,7 +20,8 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.checkpoint_file import CONFIG_KEY, read_checkpoint
+from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.metrics.labels import (
     Palette,
     class_indices,
@@ -80,8 +81,11 @@ class FCNScore:
         """The segmenter of a ``task=segmenter`` checkpoint (its network and palette)."""
         if not Path(path).is_file():
             raise ConfigError(f"segmenter_ckpt={path} does not exist; give a segmenter .ckpt")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        config = checkpoint.get("pix2pix_lit_config") or {}
+        try:
+            checkpoint = read_checkpoint(path)
+        except DataError as err:
+            raise ConfigError(f"segmenter_ckpt: {err}") from None
+        config = checkpoint[CONFIG_KEY]
         task = config.get("task", {})
         if not str(task.get("_target_", "")).endswith("Segmenter"):
             raise ConfigError(

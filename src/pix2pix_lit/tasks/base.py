@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from pix2pix_lit.checkpoint_file import CONFIG_KEY
 from pix2pix_lit.errors import ConfigError, TrainingDivergedError
 from pix2pix_lit.inference import check_inference_mode, inference_protocol
 
@@ -364,7 +365,7 @@ class TranslationTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The composed run config, so evaluate/predict/export can rebuild the networks.
         if self.run_config is not None:
-            checkpoint["pix2pix_lit_config"] = self.run_config
+            checkpoint[CONFIG_KEY] = self.run_config
         # Lightning does not store the random generators; without them a resumed run draws
         # other dropout masks, crops and shuffles than the uninterrupted run would have.
         checkpoint["rng_states"] = collect_rng_states()
@@ -382,7 +383,7 @@ class TranslationTask(L.LightningModule):
         # The run's own config wins: it is the checkpoint's, with the changes resume.allow let
         # through, and later checkpoints must store what is now trained.
         if self.run_config is None:
-            self.run_config = checkpoint.get("pix2pix_lit_config")
+            self.run_config = checkpoint.get(CONFIG_KEY)
         self._resumed_train_size = checkpoint.get("train_size")
         if "epoch_loss_sums" in checkpoint:
             saved = checkpoint["epoch_loss_sums"]

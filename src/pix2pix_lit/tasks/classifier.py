@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from pix2pix_lit.checkpoint_file import CONFIG_KEY
 from pix2pix_lit.tasks.base import (
     OptimizerFactory,
     SchedulerFactory,
@@ -74,10 +75,10 @@ class DigitClassifierTask(L.LightningModule):
         # as TranslationTask does: the config to rebuild the network, and the generators'
         # states for exact resumes
         if self.run_config is not None:
-            checkpoint["pix2pix_lit_config"] = self.run_config
+            checkpoint[CONFIG_KEY] = self.run_config
         checkpoint["rng_states"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("pix2pix_lit_config", self.run_config)
+        self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from pix2pix_lit.checkpoint_file import CONFIG_KEY, read_checkpoint
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.losses.dtn import DTNObjective
 from pix2pix_lit.networks.digits import DigitClassifier, DigitDecoder
@@ -87,10 +88,6 @@ def load_classifier(path: str | None, key: str) -> DigitClassifier:
         raise ConfigError(f"{key} is not set; give the last.ckpt of a run of `{train}`")
     if not Path(path).is_file():
         raise ConfigError(f"{key}={path} does not exist; give the last.ckpt of a run of `{train}`")
-    # Imported here: the inference package builds tasks (run.instantiate), so a module-level
-    # import would be circular.
-    from pix2pix_lit.inference.checkpoint import CONFIG_KEY, read_checkpoint
-
     try:
         checkpoint = read_checkpoint(path)
     except DataError as err:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pix2pix_lit.checkpoint_file import CONFIG_KEY
 from pix2pix_lit.metrics.fcn_score import fcn_confusion, segment
 from pix2pix_lit.metrics.labels import (
     Palette,
@@ -102,7 +103,7 @@ class Segmenter(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the composed run config, from which the FCN-score rebuilds the network and palette
         if self.run_config is not None:
-            checkpoint["pix2pix_lit_config"] = self.run_config
+            checkpoint[CONFIG_KEY] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get("pix2pix_lit_config", self.run_config)
+        self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)

@@ -15,9 +15,9 @@ from helpers import ONE_BATCH, compose_run, run_tiny
 from pix2pix_lit.config import validate_config
 from pix2pix_lit.data import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.networks import PatchDiscriminator, UnetGenerator
+from pix2pix_lit.tasks.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.tasks.pix2pix import update_step
 
 NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is false on this machine)"

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
+from pix2pix_lit.tasks.graphed_step import GraphedStep
 
 
 def update_step(
@@ -57,7 +57,7 @@ class Pix2Pix(TranslationTask):
     ``clip_grad_norm`` > 0 clips each network's gradients (Lightning's
     ``gradient_clip_val`` does not apply under manual optimization). ``cuda_graph``: capture
     the whole step once as a CUDA graph and replay it for every batch of the same shape
-    (:mod:`pix2pix_lit.graphed_step`); where it cannot be captured the eager step runs, after
+    (:mod:`pix2pix_lit.tasks.graphed_step`); where it cannot be captured the eager step runs, after
     a one-line warning.
     """
 

@@ -15,9 +15,9 @@ from helpers import ONE_BATCH, compose_run, run_tiny
 from pix2pix_lit.config import validate_config
 from pix2pix_lit.data import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.losses import Pix2PixObjective
 from pix2pix_lit.networks import PatchDiscriminator, UnetGenerator
+from pix2pix_lit.tasks.graphed_step import GraphedStep, _TrainingState
 from pix2pix_lit.tasks.pix2pix import update_step
 
 NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is false on this machine)"
@@ -123,6 +123,30 @@ def test_a_run_asking_for_a_graph_on_a_cpu_trains_as_the_eager_run(
     assert graphed[1] == eager[1] == 4
     for key in LOSSES_AND_METRICS:  # timings (main's train/img_per_s) differ, of course
         assert graphed[0][key] == pytest.approx(eager[0][key], rel=1e-6), key
+
+
+class _EagerReplay(GraphedStep):
+    """Stands in for a captured graph on the CPU: each "replay" runs the step eagerly, so the
+    task's replay path (which steps the optimizers underneath Lightning's) runs here."""
+
+    def fits(self, *inputs: torch.Tensor) -> bool:
+        return True
+
+    def __call__(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.step(*inputs)
+
+
+def test_replayed_steps_train_and_count_as_the_eager_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_check = "task.nonfinite_patience=0"
+    eager = _trained(tmp_path, "eager", no_check)
+    monkeypatch.setattr("pix2pix_lit.tasks.pix2pix.GraphedStep", _EagerReplay)
+    replayed = _trained(tmp_path, "replayed", no_check, "task.cuda_graph=true")
+    # two batches, two optimizer steps each, counted by Lightning although it made none
+    assert replayed[1] == eager[1] == 4
+    for key in LOSSES_AND_METRICS:
+        assert replayed[0][key] == pytest.approx(eager[0][key], rel=1e-6), key
 
 
 def test_a_graph_for_a_task_without_one_is_refused_by_name(tmp_path: Path) -> None:

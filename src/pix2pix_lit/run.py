@@ -27,7 +27,7 @@ from pix2pix_lit.hardware import slow_precision_warning
 from pix2pix_lit.resume import check_resume_config, resolve_ckpt_path
 from pix2pix_lit.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
 from pix2pix_lit.storage import AtomicCheckpointIO, write_atomically
-from pix2pix_lit.tasks.base import check_input_size
+from pix2pix_lit.tasks.network_checks import check_input_size
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pix2pix_lit.bench.rows import compose_train_config
 from pix2pix_lit.bench.timing import PeakMemory, StepTimes
 from pix2pix_lit.callbacks.performance import PerformanceCallback
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep
+from pix2pix_lit.tasks.graphed_step import GraphedStep
 from pix2pix_lit.tasks.pix2pix import update_step
 
 _AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {

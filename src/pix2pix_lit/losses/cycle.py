@@ -14,6 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.losses.cam import (
+    CAMLogits,
+    check_cam_generators,
+    domain_classification_loss,
+    run_with_cam,
+)
 from pix2pix_lit.losses.gan import DiscriminatorOutput, GANLoss, predictions
 from pix2pix_lit.losses.pool import ImagePool
 
@@ -37,24 +43,13 @@ class CycleOutputs:
     rec_b: Tensor
     idt_a: Tensor | None = None
     idt_b: Tensor | None = None
-    cam_g: tuple[Tensor, Tensor] | None = None
-    cam_f: tuple[Tensor, Tensor] | None = None
+    cam_g: CAMLogits | None = None
+    cam_f: CAMLogits | None = None
 
 
 def l1(x: Tensor, y: Tensor) -> Tensor:
     """Mean absolute error, in fp32 even under autocast."""
     return F.l1_loss(x.float(), y.float())
-
-
-def domain_classification_loss(source_logit: Tensor, target_logit: Tensor) -> Tensor:
-    """U-GAT-IT's L_cam^{s→t} = −E_{x∼X_s}[log η_s(x)] − E_{x∼X_t}[log(1 − η_s(x))].
-
-    η_s is the generator's auxiliary classifier; its logits on the generator's own source
-    domain should read 1 and on the target domain 0.
-    """
-    source, target = source_logit.float(), target_logit.float()
-    bce = F.binary_cross_entropy_with_logits
-    return bce(source, torch.ones_like(source)) + bce(target, torch.zeros_like(target))
 
 
 class CycleGANObjective(nn.Module):
@@ -127,11 +122,15 @@ class CycleGANObjective(nn.Module):
         """Whether :meth:`run_generators` runs the identity passes F(a) and G(b)."""
         return self.identity_weight > 0
 
+    def check_generators(self, *generators: nn.Module) -> None:
+        """Raise :class:`ConfigError` unless the generators provide what the objective uses."""
+        if self.uses_cam:
+            check_cam_generators(type(self).__name__, *generators)
+
     def _run(self, generator: nn.Module, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """A generator's output and, when the objective uses them, its CAM logits."""
         if self.uses_cam:
-            output, cam_logit, _ = generator.forward_with_cam(images)
-            return output, cam_logit
+            return run_with_cam(generator, images)
         return generator(images), None
 
     def run_generators(

@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.losses.cam import (
+    CAMLogits,
+    check_cam_generators,
+    domain_classification_loss,
+    run_with_cam,
+)
 from pix2pix_lit.losses.gan import GANLoss, features, gradient_penalty
 from pix2pix_lit.losses.pool import ImagePool
 
@@ -29,7 +35,7 @@ class Pix2PixObjective(nn.Module):
     * ``gan_mode=wgangp`` adds the gradient penalty ``lambda_gp`` to the D loss.
     * ``lambda_cam`` > 0 (U-GAT-IT generators only) trains the generator's auxiliary
       classifier to tell encoder features of inputs x (label 1) from targets y (label 0),
-      as U-GAT-IT does with source and target domains.
+      as U-GAT-IT does with source and target domains (:mod:`pix2pix_lit.losses.cam`).
     """
 
     def __init__(
@@ -70,6 +76,21 @@ class Pix2PixObjective(nn.Module):
         """Whether D takes part at all (not for the "L1 only" row)."""
         return self.lambda_gan > 0 or self.lambda_fm > 0
 
+    def check_generators(self, *generators: nn.Module) -> None:
+        """Raise :class:`ConfigError` unless the generators provide what the objective uses."""
+        if self.lambda_cam > 0:
+            check_cam_generators(f"loss.lambda_cam={self.lambda_cam}", *generators)
+
+    def run_generator(
+        self, generator: nn.Module, real_a: Tensor, real_b: Tensor
+    ) -> tuple[Tensor, CAMLogits | None]:
+        """G(x), and the generator's CAM logits (η(x), η(y)) when λ_CAM > 0 (else None)."""
+        if self.lambda_cam == 0:
+            return generator(real_a), None
+        fake_b, input_logit = run_with_cam(generator, real_a)
+        _, target_logit = run_with_cam(generator, real_b)
+        return fake_b, (input_logit, target_logit)
+
     def discriminator_input(self, real_a: Tensor, b: Tensor) -> Tensor:
         """What D sees: (x, y) on channels when conditional, else y alone."""
         return torch.cat([real_a, b], dim=1) if self.conditional else b
@@ -91,9 +112,15 @@ class Pix2PixObjective(nn.Module):
         return loss, logs
 
     def generator_loss(
-        self, discriminator: nn.Module, real_a: Tensor, real_b: Tensor, fake_b: Tensor
+        self,
+        discriminator: nn.Module,
+        real_a: Tensor,
+        real_b: Tensor,
+        fake_b: Tensor,
+        cam: CAMLogits | None = None,
     ) -> tuple[Tensor, Logs]:
-        """L_G = λ_GAN·ℓ(D(x, G(x)), real) + λ_L1·‖y − G(x)‖₁ (+ λ_FM·L_FM)."""
+        """L_G = λ_GAN·ℓ(D(x, G(x)), real) + λ_L1·‖y − G(x)‖₁ (+ λ_FM·L_FM) (+ the CAM loss
+        :meth:`cam_loss` of ``cam``, the logits of :meth:`run_generator`)."""
         l1 = F.l1_loss(fake_b.float(), real_b.float())
         loss = self.lambda_l1 * l1
         logs: Logs = {"G_L1": l1.detach()}
@@ -108,13 +135,15 @@ class Pix2PixObjective(nn.Module):
                 fm = feature_matching_loss(features(fake_out), features(real_out))
                 loss = loss + self.lambda_fm * fm
                 logs["G_FM"] = fm.detach()
+        if cam is not None:
+            loss_cam, cam_logs = self.cam_loss(*cam)
+            loss = loss + loss_cam
+            logs.update(cam_logs)
         return loss, logs
 
     def cam_loss(self, input_logit: Tensor, target_logit: Tensor) -> tuple[Tensor, Logs]:
         """λ_CAM·[BCE(η(x), 1) + BCE(η(y), 0)] on the generator's CAM logits of x and y."""
-        bce = F.binary_cross_entropy_with_logits
-        cam = bce(input_logit.float(), torch.ones_like(input_logit, dtype=torch.float32))
-        cam = cam + bce(target_logit.float(), torch.zeros_like(target_logit, dtype=torch.float32))
+        cam = domain_classification_loss(input_logit, target_logit)
         return self.lambda_cam * cam, {"G_CAM": cam.detach()}
 
 

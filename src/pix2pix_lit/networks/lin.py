@@ -1,7 +1,10 @@
 """Layer-Instance Normalisation of U-GAT-IT (Kim et al. 2020, Sec. 2.1.1)."""
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 _EPS = 1e-5
 
@@ -60,8 +63,26 @@ def clip_rho_(net: nn.Module) -> nn.Module:
     Gradient steps can push ρ outside the interval where ρ·IN + (1 − ρ)·LN is an
     interpolation; U-GAT-IT clips it after every generator update. Returns ``net``.
     """
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, AdaLIN | LIN):
-                module.rho.clamp_(0.0, 1.0)
+    _clip_rho([m for m in net.modules() if isinstance(m, AdaLIN | LIN)])
     return net
+
+
+def clip_rho_after_steps(optimizer: Optimizer, modules: Iterable[nn.Module]) -> None:
+    """Clip ρ of the :class:`AdaLIN` and :class:`LIN` layers among ``modules`` whose ρ
+    ``optimizer`` trains, after every step it takes (the authors' ``RhoClipper``, applied after
+    each generator update); nothing when it trains none.
+
+    A hook of the optimizer rather than a call after each step: every task, and every path of
+    a step (eager, skipped when not finite, replayed from a CUDA graph), then clips exactly when
+    ρ has moved.
+    """
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    layers = [m for m in modules if isinstance(m, AdaLIN | LIN) and id(m.rho) in trained]
+    if layers:
+        optimizer.register_step_post_hook(lambda *_: _clip_rho(layers))
+
+
+def _clip_rho(layers: list[AdaLIN | LIN]) -> None:
+    with torch.no_grad():
+        for layer in layers:
+            layer.rho.clamp_(0.0, 1.0)

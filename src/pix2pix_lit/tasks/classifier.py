@@ -11,12 +11,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from pix2pix_lit.checkpoint_file import CONFIG_KEY
-from pix2pix_lit.tasks.base import (
-    OptimizerFactory,
-    SchedulerFactory,
-    collect_rng_states,
-    restore_rng_states,
-)
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.rng_states import collect_rng_states, restore_rng_states
 
 
 class DigitClassifierTask(L.LightningModule):

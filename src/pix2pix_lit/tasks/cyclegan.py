@@ -15,12 +15,9 @@ from pix2pix_lit.data.paired import DIRECTIONS
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference import inference_protocol
 from pix2pix_lit.losses import CycleGANObjective
-from pix2pix_lit.tasks.base import (
-    OptimizerFactory,
-    SchedulerFactory,
-    TranslationTask,
-    conv_channels,
-)
+from pix2pix_lit.tasks.base import TranslationTask
+from pix2pix_lit.tasks.network_checks import conv_channels
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
 
 
 def heatmap_image(heatmap: Tensor, size: tuple[int, int]) -> Tensor:
@@ -40,9 +37,9 @@ class CycleGAN(TranslationTask):
     the zoo fit; ``objective`` (``loss=cyclegan``) holds the losses and history pools.
 
     Per batch, as in the authors' code: one Adam step for G and F together on the full
-    objective, then one for D_A and D_B together on fakes from the pools.
-    :attr:`discriminator_first` reverses the order (U-GAT-IT). U-GAT-IT generators are
-    supported (their ρ is clipped to [0, 1] after each generator step).
+    objective, then one for D_A and D_B together on fakes from the pools
+    (:attr:`update_order`). U-GAT-IT generators are supported (their ρ is clipped to [0, 1]
+    after each generator step: :func:`~pix2pix_lit.networks.lin.clip_rho_after_steps`).
 
     ``direction`` picks the generator that :meth:`translate` runs (``AtoB``: G, ``BtoA``: F)
     and hence what validation measures: G(a) against b, or F(b) against a. The image grid
@@ -50,8 +47,8 @@ class CycleGAN(TranslationTask):
     G(A) and F(B) when they have CAM attention.
     """
 
-    #: the order of the two updates of a batch
-    discriminator_first = False
+    #: the networks updated in a batch, in order: "G" (G and F) and "D" (D_A and D_B)
+    update_order: tuple[str, ...] = ("G", "D")
     #: the objective this task trains
     objective_type: type[CycleGANObjective] = CycleGANObjective
 
@@ -69,21 +66,18 @@ class CycleGAN(TranslationTask):
         validation_seed: int = 0,
         nonfinite_patience: int = 10,
         direction: str = "AtoB",
+        clip_grad_norm: float = 0.0,
     ):
         super().__init__(
-            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
-        )
+            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience,
+            clip_grad_norm,
+        )  # fmt: skip
         if not isinstance(objective, self.objective_type):
             raise ConfigError(
                 f"{type(self).__name__} trains a {self.objective_type.__name__}, not a "
                 f"{type(objective).__name__}; select its loss (loss=cyclegan or loss=ugatit)"
             )
-        generators = (generator_ab, generator_ba)
-        if objective.uses_cam and not all(hasattr(g, "forward_with_cam") for g in generators):
-            raise ConfigError(
-                f"{type(objective).__name__} needs generators with a CAM classifier "
-                f"(model=ugatit or ugatit_light), not {type(generator_ab).__name__}"
-            )
+        objective.check_generators(generator_ab, generator_ba)
         check_channels(generator_ab, generator_ba, discriminator_a, discriminator_b)
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
@@ -118,40 +112,19 @@ class CycleGAN(TranslationTask):
 
     # -- training --------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        generators = (self.generator_ab, self.generator_ba)
+        discriminators = (self.discriminator_a, self.discriminator_b)
+        snapshot = self.guard.snapshot(*generators, *discriminators)
+        # The generators run once per batch, before both updates (the authors' code: the
+        # discriminators see the fakes of before the generator step).
+        outputs = self.objective.run_generators(*generators, batch["A"], batch["B"])
         opt_g, opt_d = self.optimizers()
-        networks = (
-            self.generator_ab,
-            self.generator_ba,
-            self.discriminator_a,
-            self.discriminator_b,
-        )
-        buffers = self.snapshot_buffers(*networks)
-        self._skipped = False
-        # The generators run once per batch, before both updates. CycleGAN's discriminator
-        # step sees the fakes of before the generator step, as in the authors' code;
-        # U-GAT-IT's generator step sees the fakes its code recomputes after the
-        # discriminator step, which leaves G and F unchanged.
-        outputs = self.objective.run_generators(
-            self.generator_ab, self.generator_ba, batch["A"], batch["B"]
-        )
-        generator_loss = partial(
-            self.objective.generator_loss, self.discriminator_a, self.discriminator_b, outputs
-        )
-        discriminator_loss = partial(
-            self.objective.discriminator_loss, self.discriminator_a, self.discriminator_b, outputs
-        )
-        if self.discriminator_first:
-            logs = self.update_network("D", opt_d, discriminator_loss)
-            logs.update(self.update_network("G", opt_g, generator_loss))
-        else:
-            logs = self.update_network("G", opt_g, generator_loss)
-            logs.update(self.update_network("D", opt_d, discriminator_loss))
-        # U-GAT-IT keeps AdaLIN/LIN's ρ in [0, 1]; the discriminator step does not read ρ, so
-        # clipping after both updates equals clipping right after the generator step.
-        for generator in (self.generator_ab, self.generator_ba):
-            if hasattr(generator, "clip_rho"):
-                generator.clip_rho()
-        self.finish_batch(self._skipped, buffers, networks, logs, batch_size=batch["A"].shape[0])
+        losses = {
+            "G": (opt_g, partial(self.objective.generator_loss, *discriminators, outputs)),
+            "D": (opt_d, partial(self.objective.discriminator_loss, *discriminators, outputs)),
+        }
+        updates = [self.update(name, *losses[name]) for name in self.update_order]
+        self.finish_batch(updates, snapshot, batch_size=len(batch["A"]))
 
     # -- validation, test and grids ----------------------------------------------------
     def orient_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

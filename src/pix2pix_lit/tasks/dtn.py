@@ -21,7 +21,8 @@ from pix2pix_lit.checkpoint_file import CONFIG_KEY, read_checkpoint
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.losses.dtn import DTNObjective
 from pix2pix_lit.networks.digits import DigitClassifier, DigitDecoder
-from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
+from pix2pix_lit.tasks.base import TranslationTask
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
 
 CLASSIFIER_TASK = "pix2pix_lit.tasks.DigitClassifierTask"
 #: validation/test accuracies: name → what is classified by which network
@@ -173,10 +174,12 @@ class DTN(TranslationTask):
         inference: str = "standard",
         validation_seed: int = 0,
         nonfinite_patience: int = 10,
+        clip_grad_norm: float = 0.0,
     ):
         super().__init__(
-            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
-        )
+            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience,
+            clip_grad_norm,
+        )  # fmt: skip
         if not isinstance(objective, DTNObjective):
             raise ConfigError(
                 f"task=dtn trains a DTNObjective (loss=dtn), not a {type(objective).__name__}"
@@ -240,9 +243,7 @@ class DTN(TranslationTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         source, target = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
-        networks = (*self.trained_generator_modules(), self.discriminator)
-        buffers = self.snapshot_buffers(*networks)
-        self._skipped = False
+        snapshot = self.guard.snapshot(*self.trained_generator_modules(), self.discriminator)
         with torch.no_grad():
             f_source = self.f(source)
         # with the frozen f as G's encoder, G(s) = g(f(s)) reuses f(s)
@@ -258,9 +259,11 @@ class DTN(TranslationTask):
             *(self.discriminator, self.f, f_source, fake_source, target, fake_target),
         )
         # D first, then g, on the same fakes (yunjey/domain-transfer-network's order)
-        logs = self.update_network("D", opt_d, discriminator_loss)
-        logs.update(self.update_network("G", opt_g, generator_loss))
-        self.finish_batch(self._skipped, buffers, networks, logs, batch_size=source.shape[0])
+        updates = [
+            self.update("D", opt_d, discriminator_loss),
+            self.update("G", opt_g, generator_loss),
+        ]
+        self.finish_batch(updates, snapshot, batch_size=len(source))
 
     # -- validation, test and grids ------------------------------------------------------
     def _evaluate(self, batch: dict[str, Any], prefix: str) -> None:

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.graphed_step import GraphedStep
 from pix2pix_lit.losses import Pix2PixObjective
-from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory, TranslationTask
+from pix2pix_lit.tasks.base import TranslationTask
+from pix2pix_lit.tasks.graphed_step import GraphedStep
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.update import PlainUpdate, Update, UpdateFn, merged_logs
+
+
+def pix2pix_updates(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    objective: Pix2PixObjective,
+    optimizers: Sequence[torch.optim.Optimizer],
+    update: UpdateFn,
+    real_a: Tensor,
+    real_b: Tensor,
+) -> list[Update]:
+    """One iteration of pix2pix's training (Isola et al. 2017, Sec. 3.3, the reference order):
+    G(x) once; a step of D on the halved cGAN objective, G(x) detached; a step of G on
+    cGAN + λ·L1, D frozen by ``update``. D takes no step in the "L1 only" row (λ_GAN = 0).
+    ``optimizers`` are (G's, D's)."""
+    opt_g, opt_d = optimizers
+    fake_b, cam = objective.run_generator(generator, real_a, real_b)
+    updates = []
+    if objective.trains_discriminator:
+        d_loss = partial(objective.discriminator_loss, discriminator, real_a, real_b, fake_b)
+        updates.append(update("D", opt_d, d_loss))
+    g_loss = partial(objective.generator_loss, discriminator, real_a, real_b, fake_b, cam)
+    updates.append(update("G", opt_g, g_loss))
+    return updates
 
 
 def update_step(
@@ -23,29 +48,12 @@ def update_step(
     real_a: Tensor,
     real_b: Tensor,
 ) -> dict[str, Tensor]:
-    """One pix2pix update on plain optimizers: D on (x, y) and (x, G(x)), then G with D
-    frozen (the reference order); returns the losses. No host sync, no Lightning hooks: the
-    step the bench's plain loop times and :class:`GraphedStep` captures."""
-    opt_g, opt_d = optimizers
-    fake_b = generator(real_a)
-    logs: dict[str, Tensor] = {}
-    if objective.trains_discriminator:
-        loss_d, d_logs = objective.discriminator_loss(discriminator, real_a, real_b, fake_b)
-        _descend(opt_d, loss_d)
-        logs.update(d_logs)
-    # As toggle_optimizer does: the G step computes no gradients for D's weights.
-    discriminator.requires_grad_(False)
-    loss_g, g_logs = objective.generator_loss(discriminator, real_a, real_b, fake_b)
-    _descend(opt_g, loss_g)
-    discriminator.requires_grad_(True)
-    logs.update(g_logs)
-    return logs
-
-
-def _descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    """:func:`pix2pix_updates` on plain optimizers (:class:`PlainUpdate`); returns the losses.
+    No host sync, no Lightning hooks: the step the bench's plain loop times and
+    :class:`GraphedStep` captures."""
+    update = PlainUpdate((generator, discriminator))
+    args = (generator, discriminator, objective, optimizers, update, real_a, real_b)
+    return merged_logs(pix2pix_updates(*args))
 
 
 class Pix2Pix(TranslationTask):
@@ -54,11 +62,9 @@ class Pix2Pix(TranslationTask):
     ``generator`` and ``discriminator`` are plain modules from the ``model`` and
     ``discriminator`` config groups, so any pair can be combined; ``objective`` holds
     everything pix2pix-specific about the losses (GAN mode, λs, conditioning, pool).
-    ``clip_grad_norm`` > 0 clips each network's gradients (Lightning's
-    ``gradient_clip_val`` does not apply under manual optimization). ``cuda_graph``: capture
-    the whole step once as a CUDA graph and replay it for every batch of the same shape
-    (:mod:`pix2pix_lit.graphed_step`); where it cannot be captured the eager step runs, after
-    a one-line warning.
+    ``cuda_graph``: capture the whole step once as a CUDA graph and replay it for every batch
+    of the same shape (:mod:`pix2pix_lit.tasks.graphed_step`); where it cannot be captured the
+    eager step runs, after a one-line warning.
     """
 
     def __init__(
@@ -76,19 +82,15 @@ class Pix2Pix(TranslationTask):
         cuda_graph: bool = False,
     ):
         super().__init__(
-            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience
-        )
+            optimizer_g, optimizer_d, scheduler, inference, validation_seed, nonfinite_patience,
+            clip_grad_norm,
+        )  # fmt: skip
+        objective.check_generators(generator)
         self.generator = generator
         self.discriminator = discriminator
         self.objective = objective
-        self.clip_grad_norm = clip_grad_norm
         self.cuda_graph = cuda_graph
         self._graphed: GraphedStep | None = None
-        if objective.lambda_cam > 0 and not hasattr(generator, "forward_with_cam"):
-            raise ConfigError(
-                f"loss.lambda_cam={objective.lambda_cam} needs a generator with a CAM classifier "
-                f"(model=ugatit or ugatit_light), not {type(generator).__name__}"
-            )
 
     def generator_parameters(self) -> Iterable[nn.Parameter]:
         return self.generator.parameters()
@@ -102,11 +104,21 @@ class Pix2Pix(TranslationTask):
     def translation_network(self) -> nn.Module:
         return self.generator
 
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real_a, real_b = batch["A"], batch["B"]
+        if self._replayed_graph(real_a, real_b):
+            return
+        networks = (self.generator, self.discriminator)
+        snapshot = self.guard.snapshot(*networks)
+        args = (*networks, self.objective, self.optimizers(), self.update, real_a, real_b)
+        self.finish_batch(pix2pix_updates(*args), snapshot, batch_size=len(real_a))
+
+    # -- the whole-step CUDA graph ---------------------------------------------------------
     def graph_obstacle(self) -> str | None:
         """What in this run's configuration keeps the step out of a CUDA graph, if anything."""
-        if self.nonfinite_patience > 0:
+        if self.guard.enabled:
             return (
-                f"task.nonfinite_patience={self.nonfinite_patience} checks each loss on the host"
+                f"task.nonfinite_patience={self.guard.patience} checks each loss on the host"
                 " (a sync); set task.nonfinite_patience=0"
             )
         if self.clip_grad_norm > 0:
@@ -135,67 +147,17 @@ class Pix2Pix(TranslationTask):
                 self._graphed.disable(obstacle)
         return None if self._graphed.disabled else self._graphed
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        real_a, real_b = batch["A"], batch["B"]
+    def _replayed_graph(self, real_a: Tensor, real_b: Tensor) -> bool:
+        """Run the step from its CUDA graph when there is one for this batch's shape."""
         graphed = self._graphed_step()
-        if graphed is not None and graphed.fits(real_a, real_b):
-            logs = graphed(real_a, real_b)
-            # LightningOptimizer.step counts each optimizer step (trainer.global_step) in
-            # these hooks; the graph steps the optimizers underneath it.
-            opt_g, opt_d = self.optimizers()
-            for opt in (opt_d, opt_g) if self.objective.trains_discriminator else (opt_g,):
-                opt._on_before_step()
-                opt._on_after_step()
-            self.log_losses(logs, batch_size=real_a.shape[0])
-            return
-        opt_g, opt_d = self.optimizers()
-        networks = (self.generator, self.discriminator)
-        buffers = self.snapshot_buffers(*networks)
-        skipped = False
-        cam = self.objective.lambda_cam > 0
-        if cam:
-            fake_b, input_cam, _ = self.generator.forward_with_cam(real_a)
-        else:
-            fake_b = self.generator(real_a)
-        logs: dict[str, Tensor] = {}
-
-        if self.objective.trains_discriminator:
-            self.toggle_optimizer(opt_d)
-            loss_d, d_logs = self.objective.discriminator_loss(
-                self.discriminator, real_a, real_b, fake_b
-            )
-            if self.loss_is_finite(loss_d, "D"):
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(loss_d)
-                opt_d.step()
-            else:
-                skipped = True
-            self.untoggle_optimizer(opt_d)
-            logs.update(d_logs)
-
-        self.toggle_optimizer(opt_g)
-        loss_g, g_logs = self.objective.generator_loss(self.discriminator, real_a, real_b, fake_b)
-        if cam:
-            _, target_cam, _ = self.generator.forward_with_cam(real_b)
-            loss_cam, cam_logs = self.objective.cam_loss(input_cam, target_cam)
-            loss_g = loss_g + loss_cam
-            g_logs.update(cam_logs)
-        if self.loss_is_finite(loss_g, "G"):
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            opt_g.step()
-            if hasattr(self.generator, "clip_rho"):
-                self.generator.clip_rho()  # U-GAT-IT keeps AdaLIN/LIN's rho in [0, 1]
-        else:
-            skipped = True
-        self.untoggle_optimizer(opt_g)
-        logs.update(g_logs)
-        self.finish_batch(skipped, buffers, networks, logs, batch_size=real_a.shape[0])
-
-    def on_before_optimizer_step(self, optimizer: Any) -> None:
-        # Called inside opt.step(), after a 16-mixed GradScaler has unscaled the gradients,
-        # so the threshold means the same in every precision (cf. Lightning #18089).
-        if self.clip_grad_norm > 0:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=self.clip_grad_norm, gradient_clip_algorithm="norm"
-            )
+        if graphed is None or not graphed.fits(real_a, real_b):
+            return False
+        logs = graphed(real_a, real_b)
+        # The graph steps the optimizers underneath Lightning's, whose steps the manual
+        # optimization loop counts (trainer.global_step): count the graph's steps there too.
+        steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        for _ in range(2 if self.objective.trains_discriminator else 1):
+            steps.increment_ready()
+            steps.increment_completed()
+        self.log_losses(logs, batch_size=len(real_a))
+        return True

@@ -27,7 +27,7 @@ from pix2pix_lit.metrics.labels import (
     label_scores,
     paint,
 )
-from pix2pix_lit.tasks.base import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
 
 
 def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:

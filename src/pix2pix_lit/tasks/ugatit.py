@@ -11,13 +11,17 @@ class UGATIT(CycleGAN):
     """U-GAT-IT: G_{s→t} = ``generator_ab``, G_{t→s} = ``generator_ba`` (U-GAT-IT generators,
     ``model=ugatit`` or ``ugatit_light``), D_t = ``discriminator_b`` and D_s =
     ``discriminator_a`` (each a global + local :class:`~pix2pix_lit.networks.GlobalLocalDiscriminator`),
-    trained on :class:`~pix2pix_lit.losses.UGATITObjective` (``loss=ugatit``).
+    trained on :class:`~pix2pix_lit.losses.UGATITObjective` (``loss=ugatit``), which adds the
+    CAM loss of the generators' classifiers (:mod:`pix2pix_lit.losses.cam`).
 
     Per batch, as in the authors' code: one Adam step for both discriminators, then one for
-    both generators, after which every ρ of AdaLIN and LIN is clipped to [0, 1]. Everything
-    else (direction, validation, image grids with the generators' attention maps,
-    checkpoints) is :class:`CycleGAN`'s.
+    both generators, after which every ρ of AdaLIN and LIN is clipped to [0, 1]
+    (:func:`~pix2pix_lit.networks.lin.clip_rho_after_steps`). The generators run once, before
+    both steps: the authors' code recomputes the fakes for the generator step, after the
+    discriminator step, which leaves G and F unchanged. Everything else (direction,
+    validation, image grids with the generators' attention maps, checkpoints) is
+    :class:`CycleGAN`'s.
     """
 
-    discriminator_first = True
+    update_order = ("D", "G")
     objective_type = UGATITObjective

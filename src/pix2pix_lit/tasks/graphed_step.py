@@ -2,8 +2,8 @@
 
 At batch 1 a pix2pix step on a fast GPU is a few hundred small kernels whose launches take
 longer than their work, so the host sets the pace. Captured once (forward, backward and both
-optimizer updates) the step is replayed with one launch: others measured 197 img/s at batch 1
-against 54 for the eager step of the same networks on an H100 (issue #19).
+optimizer updates) the step is replayed with one launch (measurements:
+experiments/throughput/README.md, "The whole-step CUDA graph").
 
 What capture needs, and how :class:`GraphedStep` meets it (PyTorch's "CUDA Graphs" notes,
 whole-network capture):

@@ -263,7 +263,7 @@ class TranslationTask(L.LightningModule):
             log.info("Training split: %d samples, %s batches an epoch", size, batches)
         if self.trainer.ckpt_path is None:
             return
-        self.apply_config_to_restored_states()
+        apply_config_to_restored_states(self)
         saved = self._resumed_train_size
         if saved is not None and size is not None and saved != size:
             log.warning(
@@ -271,40 +271,6 @@ class TranslationTask(L.LightningModule):
                 "resumed epoch continues by position over other samples, and an epoch now has "
                 "another number of steps", size, self.trainer.ckpt_path, saved,
             )  # fmt: skip
-
-    def apply_config_to_restored_states(self) -> None:
-        """Put this run's optimizer and scheduler settings into the states a resume restored.
-
-        Lightning restores each optimizer's parameter groups (learning rate, betas, weight
-        decay…) and each scheduler (base rates, schedule) as they were saved, so a setting
-        changed on resume (``resume.allow=[optim.lr]``) would be silently ignored. Here the
-        settings come from optimizers and schedulers built afresh from the config; the
-        learning rate is the new schedule's at the restored epoch. Without changes this
-        reproduces the restored values exactly.
-        """
-        fresh = [
-            self.optimizer_g(self.generator_parameters()),
-            self.optimizer_d(self.discriminator_parameters()),
-        ]
-        fresh_schedulers = [self.scheduler(opt) for opt in fresh] if self.scheduler else []
-        for restored, new in zip(self.trainer.optimizers, fresh, strict=True):
-            for group, new_group in zip(restored.param_groups, new.param_groups, strict=True):
-                group.update({k: v for k, v in new_group.items() if k != "params"})
-        configs = self.trainer.lr_scheduler_configs
-        for config, new_scheduler in zip(configs, fresh_schedulers, strict=True):
-            restored = config.scheduler
-            counters = {"last_epoch": restored.last_epoch, "_step_count": restored._step_count}
-            restored.load_state_dict({**new_scheduler.state_dict(), **counters})
-            if not isinstance(restored, LambdaLR):
-                raise ConfigError(
-                    f"resuming with scheduler {type(restored).__name__}: only LambdaLR schedules "
-                    "(scheduler=linear_decay, constant) can take this run's settings on resume"
-                )
-            rates = [base * factor(restored.last_epoch)
-                     for base, factor in zip(restored.base_lrs, restored.lr_lambdas, strict=True)]  # fmt: skip
-            for group, rate in zip(restored.optimizer.param_groups, rates, strict=True):
-                group["lr"] = rate
-            restored._last_lr = rates
 
     # -- validation and test ---------------------------------------------------------
     def generate(self, images: Tensor) -> Tensor:
@@ -391,6 +357,40 @@ class TranslationTask(L.LightningModule):
             self._loss_sums = {k: v.to(self.device) for k, v in saved["sums"].items()}
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])
+
+
+def apply_config_to_restored_states(task: L.LightningModule) -> None:
+    """Put the run's optimizer and scheduler settings into the states a resume restored.
+
+    Lightning restores each optimizer's parameter groups (learning rate, betas, weight
+    decay…) and each scheduler (base rates, schedule) as they were saved, so a setting
+    changed on resume (``resume.allow=[optim.lr]``) would be silently ignored. Here the
+    settings come from optimizers and schedulers built afresh from the config by
+    ``task.configure_optimizers()`` (every task's returns a list of optimizers, or that list
+    and one of schedulers); the learning rate is the new schedule's at the restored epoch.
+    Without changes this reproduces the restored values exactly. Every task calls it when a
+    resumed training starts (``on_train_start``).
+    """
+    configured = task.configure_optimizers()
+    fresh, fresh_schedulers = configured if isinstance(configured, tuple) else (configured, [])
+    for restored, new in zip(task.trainer.optimizers, fresh, strict=True):
+        for group, new_group in zip(restored.param_groups, new.param_groups, strict=True):
+            group.update({k: v for k, v in new_group.items() if k != "params"})
+    configs = task.trainer.lr_scheduler_configs
+    for config, new_scheduler in zip(configs, fresh_schedulers, strict=True):
+        restored = config.scheduler
+        counters = {"last_epoch": restored.last_epoch, "_step_count": restored._step_count}
+        restored.load_state_dict({**new_scheduler.state_dict(), **counters})
+        if not isinstance(restored, LambdaLR):
+            raise ConfigError(
+                f"resuming with scheduler {type(restored).__name__}: only LambdaLR schedules "
+                "(scheduler=linear_decay, constant) can take this run's settings on resume"
+            )
+        rates = [base * factor(restored.last_epoch)
+                 for base, factor in zip(restored.base_lrs, restored.lr_lambdas, strict=True)]  # fmt: skip
+        for group, rate in zip(restored.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        restored._last_lr = rates
 
 
 def check_input_size(task: nn.Module, size: int, key: str = "data.crop_size") -> None:

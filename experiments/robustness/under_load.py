@@ -13,7 +13,8 @@ and samples the resident memory of the training process and its loader workers
 (``rss_probe.py``). ``sweep`` runs an 8-job multirun with ``hydra/launcher=local_parallel``
 and 8 CPU slots, then checks every job's record and the sweep report. ``disk-full`` trains
 into a 64 MiB tmpfs mounted in a private mount namespace (``unshare``, no root needed), fills
-it, and lets the next checkpoint write hit ``ENOSPC``. See README.md beside this file.
+it, and resumes twice: the checkpoint writes at the epoch's end, then the emergency checkpoint
+of a SIGTERM, hit ``ENOSPC``. See README.md beside this file.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -51,15 +55,28 @@ TMPFS_SIZE = "64m"
 HEADROOM = 256 * 1024
 
 
-def train(*overrides: str, env: dict[str, str] | None = None) -> dict:
-    """``python -m pix2pix_lit.train`` with ``overrides``: exit status, wall time, output."""
+def train(
+    *overrides: str,
+    env: dict[str, str] | None = None,
+    sigterm_when: Callable[[], bool] | None = None,
+) -> dict:
+    """``python -m pix2pix_lit.train`` with ``overrides``: exit status, wall time, output.
+    ``sigterm_when``: send SIGTERM as soon as it answers True (polled every 0.1 s)."""
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "pix2pix_lit.train", *overrides],
-        capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
-    )  # fmt: skip
-    return {"returncode": done.returncode, "wall_s": round(time.monotonic() - started, 1),
-            "stdout": done.stdout, "stderr": done.stderr}  # fmt: skip
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pix2pix_lit.train", *overrides], stdout=out, stderr=err,
+            text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
+        )  # fmt: skip
+        while sigterm_when is not None and proc.poll() is None:
+            if sigterm_when():
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.1)
+        proc.wait()
+        out.seek(0), err.seek(0)
+        return {"returncode": proc.returncode, "wall_s": round(time.monotonic() - started, 1),
+                "stdout": out.read(), "stderr": err.read()}  # fmt: skip
 
 
 def require_success(result: dict, what: str) -> None:
@@ -228,52 +245,73 @@ def disk_full(out: Path) -> None:
     sys.exit(done.returncode)
 
 
+def checkpoints_after_failure(failed: dict, checkpoints: Path, before: dict[str, str]) -> dict:
+    """What a run that failed to write a checkpoint said and left."""
+    return {
+        "exit": failed["returncode"],
+        "error_lines": [line for line in failed["stderr"].splitlines() if line.startswith("error:")],
+        "traceback": "Traceback" in failed["stderr"],
+        # every checkpoint of before the failure is there, byte for byte (the old best too)
+        "checkpoints_unchanged": {p.name: sha256(p) for p in checkpoints.glob("*.ckpt")} == before,
+        "partial_files_left": [p.name for p in checkpoints.glob(".*.part")],
+        "last_ckpt_loads_epoch": torch.load(checkpoints / "last.ckpt", map_location="cpu",
+                                            weights_only=False)["epoch"],
+        "wall_s": failed["wall_s"],
+    }  # fmt: skip
+
+
 def disk_full_inside(folder: Path) -> None:
     disk = folder / "disk"
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(disk)],
                    check=True)  # fmt: skip
     run = disk / "run"
-    common = [*TINY, f"paths.data_dir={folder / 'data'}", f"hydra.run.dir={run}"]
-    resume = [*common, "ckpt_path=last", "resume.allow=[trainer.max_epochs]"]
-    first = train(*common, "trainer.max_epochs=1")
+    # 32 batches an epoch, so that a SIGTERM lands mid-epoch
+    data = [*TINY, "data.num_images.train=64", f"paths.data_dir={folder / 'data'}"]
+    resume = [*data, f"hydra.run.dir={run}", "ckpt_path=last", "resume.allow=[trainer.max_epochs]"]
+    first = train(*data, f"hydra.run.dir={run}", "trainer.max_epochs=1")
     require_success(first, "the first epoch")
-    last = run / "checkpoints" / "last.ckpt"
-    before = {p.name: sha256(p) for p in last.parent.glob("*.ckpt")}
-    if last.stat().st_size <= HEADROOM:
-        sys.exit(f"{last} is smaller than the {HEADROOM} bytes left free: it would fit")
+    checkpoints = run / "checkpoints"
+    before = {p.name: sha256(p) for p in checkpoints.glob("*.ckpt")}
+    if (checkpoints / "last.ckpt").stat().st_size <= HEADROOM:
+        sys.exit(f"the checkpoints are smaller than the {HEADROOM} bytes left free: they would fit")
     filler = fill(disk, HEADROOM)
-    free_before_resume = free_bytes(disk)
-    failed = train(*resume)
-    errors = [line for line in failed["stderr"].splitlines() if line.startswith("error:")]
-    leftovers = [p.name for p in last.parent.glob(".*.part")]
-    # every checkpoint of before the failure is there, byte for byte (the old best too)
-    intact = {p.name: sha256(p) for p in last.parent.glob("*.ckpt")} == before
-    epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    free = free_bytes(disk)
+    log = run / "train.log"
+    starts = log.read_text().count("Training split")
+    attempts = {
+        # the checkpoints written at the end of the epoch (trainer, ModelCheckpoint)
+        "epoch_end": train(*resume),
+        # the emergency checkpoint of a SIGTERM in the first batches (EmergencyCheckpoint)
+        "sigterm": train(*resume, sigterm_when=lambda: log.read_text().count("Training split")
+                         > starts + 1),
+    }  # fmt: skip
+    failures = {k: checkpoints_after_failure(v, checkpoints, before) for k, v in attempts.items()}
+    for name, attempt in attempts.items():
+        (folder / f"{name}_stderr.txt").write_text(attempt["stderr"])
     filler.unlink()
     resumed = train(*resume)
     require_success(resumed, "the resume after freeing space")
     # the same two epochs without a fault, on the real disk, for comparison
-    reference = train(*TINY, f"paths.data_dir={folder / 'data'}",
-                      f"hydra.run.dir={folder / 'uninterrupted'}")  # fmt: skip
+    reference = train(*data, f"hydra.run.dir={folder / 'uninterrupted'}")
     require_success(reference, "the uninterrupted run")
     weights = [torch.load(p / "checkpoints" / "last.ckpt", map_location="cpu",
                           weights_only=False)["state_dict"]
                for p in (run, folder / "uninterrupted")]  # fmt: skip
     same = all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    (folder / "failed_stderr.txt").write_text(failed["stderr"])
-    (folder / "failed_stdout.txt").write_text(failed["stdout"])
     figures = {
-        "tmpfs": TMPFS_SIZE, "checkpoint_bytes": last.stat().st_size,
-        "free_bytes_when_resumed": free_before_resume, "failed_exit": failed["returncode"],
-        "error_lines": errors, "traceback": "Traceback" in failed["stderr"],
-        "checkpoints_before": sorted(before), "checkpoints_unchanged": intact,
-        "last_ckpt_loads_epoch": epoch, "partial_files_left": leftovers, "resumed_exit": resumed["returncode"],
-        "resumed_equals_uninterrupted": same,
-        "wall_s": {"first": first["wall_s"], "failed": failed["wall_s"],
-                   "resumed": resumed["wall_s"]},
+        "tmpfs": TMPFS_SIZE, "checkpoint_bytes": (checkpoints / "last.ckpt").stat().st_size,
+        "free_bytes_when_resumed": free, "checkpoints_before": sorted(before), **failures,
+        "resumed_exit": resumed["returncode"], "resumed_equals_uninterrupted": same,
+        "wall_s": {"first": first["wall_s"], "resumed": resumed["wall_s"]},
     }  # fmt: skip
-    ok = (failed["returncode"] == 1 and len(errors) == 1 and not figures["traceback"]
-          and intact and epoch == 0 and not leftovers and same)  # fmt: skip
+    ok = same and all(
+        f["exit"] == 1 and len(f["error_lines"]) == 1 and not f["traceback"]
+        and f["checkpoints_unchanged"] and f["last_ckpt_loads_epoch"] == 0
+        and not f["partial_files_left"] for f in failures.values()
+    )  # fmt: skip
+    # the SIGTERM came mid-epoch: the failed write was the emergency checkpoint
+    sigterm = attempts["sigterm"]["stderr"]
+    ok = ok and "Received SIGTERM" in sigterm and "last.ckpt: No space left" in sigterm
     figures["verdict"] = "pass" if ok else "FAIL"
     save(folder, figures, json.dumps(figures, indent=2))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from helpers import (
     ALLOW_MAX_EPOCHS,
@@ -163,6 +163,44 @@ def test_allowed_changes_take_effect_and_later_checkpoints_store_them(
     assert config["loss"]["lambda_l1"] == 10 and config["task"]["objective"]["lambda_l1"] == 10
     assert config["optim"]["generator"]["lr"] == 1e-3
     assert "lambda_l1: 10" in (run / ".hydra" / "config.yaml").read_text()
+
+
+# The tasks with one optimizer, which Lightning steps (the FCN-score's segmenter, the DTN's digit
+# classifiers), tiny, with the key of their learning rate
+ONE_OPTIMIZER_TASKS = {
+    "segmenter": (["task=segmenter", "data=synthetic", "model.width=4"], "task.optimizer.lr"),
+    "digit_classifier": (
+        ["task=digit_classifier", "model.widths=[8,8,8]", "model.features=16",
+         "data.image_size=16", "data.num_images.train=20", "data.num_images.test=10",
+         "data.batch_size=10"],
+        "optim.lr",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", list(ONE_OPTIMIZER_TASKS))
+def test_an_allowed_learning_rate_change_takes_effect_in_the_one_optimizer_tasks(
+    task: str, tmp_path: Path
+) -> None:
+    overrides, lr_key = ONE_OPTIMIZER_TASKS[task]
+    common = [
+        *overrides, *TWO_EPOCHS, "trainer=cpu", "trainer.enable_progress_bar=false",
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0", f"paths.data_dir={tmp_path / 'data'}",
+        # the rate each epoch trains at, logged when the epoch starts
+        "+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+        "+callbacks.lr.logging_interval=epoch",
+    ]  # fmt: skip
+    run = tmp_path / "run"
+    train(compose_run([*common, f"{lr_key}=1e-3", "trainer.max_epochs=1"], run))
+    allow = f"resume.allow=[trainer.max_epochs,{lr_key}]"
+    train(compose_run([*common, f"{lr_key}=4e-3", "ckpt_path=last", allow], run))
+    # epoch 1 trained at the new rate, halved by the schedule: not the restored 1e-3 / 2
+    rates = [float(r["lr-Adam"]) for r in read_metrics(run) if r.get("lr-Adam")]
+    assert rates == pytest.approx([1e-3, 2e-3])
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert [s["base_lrs"] for s in ckpt["lr_schedulers"]] == [[4e-3]]
+    assert OmegaConf.select(OmegaConf.create(ckpt["pix2pix_lit_config"]), lr_key) == 4e-3
 
 
 # -- 4. ckpt_path=auto after a crash that spoiled last.ckpt ---------------------------------------

@@ -4,7 +4,7 @@ A checkpoint stores the config its run trained with (``pix2pix_lit_config``). A 
 compares the command's config with it: settings that change what is trained differ only
 where the command allows it (``resume.allow=[trainer.max_epochs, optim.lr]``); every other
 difference is refused, naming each key with both values. Allowed changes are applied for real
-(``TranslationTask.on_train_start`` puts learning rates and other optimizer and scheduler
+(each task's ``on_train_start`` puts learning rates and other optimizer and scheduler
 settings into the restored states) and the command's config becomes the run's config, stored
 in every later checkpoint and in ``.hydra/config.yaml``.
 """

@@ -66,7 +66,8 @@ class EmergencyCheckpoint(L.Callback):
             path = self.dirpath / "before_nonfinite.ckpt"
         else:
             return
-        trainer.save_checkpoint(path)
+        # a full, resumable checkpoint; saying so spares the log Lightning's note on the default
+        trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             log.warning("Stopped early: saved %s (resume with ckpt_path=%s)", path, path)
 

@@ -11,7 +11,11 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from pix2pix_lit.checkpoint_file import CONFIG_KEY
-from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.optimizers import (
+    OptimizerFactory,
+    SchedulerFactory,
+    apply_config_to_restored_states,
+)
 from pix2pix_lit.tasks.rng_states import collect_rng_states, restore_rng_states
 
 
@@ -44,8 +48,12 @@ class DigitClassifierTask(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(self.network.parameters())
         if self.scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler(optimizer)}
+            return [optimizer]
+        return [optimizer], [self.scheduler(optimizer)]
+
+    def on_train_start(self) -> None:
+        if self.trainer.ckpt_path is not None:
+            apply_config_to_restored_states(self)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = F.cross_entropy(self.network(batch["image"]), batch["label"])
@@ -75,6 +83,9 @@ class DigitClassifierTask(L.LightningModule):
         checkpoint["rng_states"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
+        # the run's own config wins, as in TranslationTask: it holds the changes resume.allow
+        # let through, and later checkpoints must store what is now trained
+        if self.run_config is None:
+            self.run_config = checkpoint.get(CONFIG_KEY)
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import lightning as L
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
@@ -58,18 +59,21 @@ def step_schedules(task: TranslationTask) -> None:
         scheduler.step()
 
 
-def apply_config_to_restored_states(task: TranslationTask) -> None:
+def apply_config_to_restored_states(task: L.LightningModule) -> None:
     """Put this run's optimizer and scheduler settings into the states a resume restored.
 
     Lightning restores each optimizer's parameter groups (learning rate, betas, weight
     decay…) and each scheduler (base rates, schedule) as they were saved, so a setting
     changed on resume (``resume.allow=[optim.lr]``) would be silently ignored. Here the
-    settings come from optimizers and schedulers built afresh from the config; the
-    learning rate is the new schedule's at the restored epoch. Without changes this
-    reproduces the restored values exactly.
+    settings come from optimizers and schedulers built afresh from the config by
+    ``task.configure_optimizers()`` (every task's returns a list of optimizers, or that list
+    and one of schedulers); the learning rate is the new schedule's at the restored epoch.
+    Without changes this reproduces the restored values exactly. Every task calls it when a
+    resumed training starts (``on_train_start``): the translation tasks, the segmenter and
+    the digit classifier.
     """
-    fresh = build_optimizers(task)
-    fresh_schedulers = [task.scheduler(opt) for opt in fresh] if task.scheduler else []
+    configured = task.configure_optimizers()
+    fresh, fresh_schedulers = configured if isinstance(configured, tuple) else (configured, [])
     trainer = task.trainer
     for restored, new in zip(trainer.optimizers, fresh, strict=True):
         for group, new_group in zip(restored.param_groups, new.param_groups, strict=True):

@@ -27,7 +27,11 @@ from pix2pix_lit.metrics.labels import (
     label_scores,
     paint,
 )
-from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.optimizers import (
+    OptimizerFactory,
+    SchedulerFactory,
+    apply_config_to_restored_states,
+)
 
 
 def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
@@ -97,8 +101,12 @@ class Segmenter(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer(self.network.parameters())
         if self.scheduler is None:
-            return optimizer
+            return [optimizer]
         return [optimizer], [self.scheduler(optimizer)]
+
+    def on_train_start(self) -> None:
+        if self.trainer.ckpt_path is not None:
+            apply_config_to_restored_states(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the composed run config, from which the FCN-score rebuilds the network and palette
@@ -106,4 +114,7 @@ class Segmenter(L.LightningModule):
             checkpoint[CONFIG_KEY] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get(CONFIG_KEY, self.run_config)
+        # the run's own config wins, as in TranslationTask: it holds the changes resume.allow
+        # let through, and later checkpoints must store what is now trained
+        if self.run_config is None:
+            self.run_config = checkpoint.get(CONFIG_KEY)

@@ -14,7 +14,7 @@ from helpers import ALLOW_MAX_EPOCHS, cli, compose_run, read_metrics, run_main
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import DTNObjective
 from pix2pix_lit.losses.dtn import total_variation
-from pix2pix_lit.run import instantiate, train
+from pix2pix_lit.training.run import instantiate, train
 from pix2pix_lit.tasks import DTN
 from pix2pix_lit.tasks.dtn import FrozenNetwork
 

@@ -28,8 +28,8 @@ from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, DataError, StorageError, TrainingDivergedError
 from pix2pix_lit.inference.checkpoint import load_task
 from pix2pix_lit.loggers import wandb_logger
-from pix2pix_lit.run import explain_loader_failures, train
-from pix2pix_lit.storage import PARTIAL_SUFFIX
+from pix2pix_lit.training.run import explain_loader_failures, train
+from pix2pix_lit.training.storage import PARTIAL_SUFFIX
 
 # 8 synthetic pairs in batches of 2: 4 batches an epoch; 3 epochs.
 THREE_EPOCHS = ("scheduler.n_epochs=1", "scheduler.n_epochs_decay=2", "seed=3")

@@ -34,7 +34,7 @@ from pix2pix_lit.checkpoint_file import (
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.protocol import check_inference_mode, inference_protocol
 from pix2pix_lit.inference.reference import REFERENCE_GENERATORS, describe, from_reference
-from pix2pix_lit.run import instantiate
+from pix2pix_lit.training.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
 
 DEVICES = ("auto", "cpu", "cuda")

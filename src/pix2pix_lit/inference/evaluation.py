@@ -40,7 +40,7 @@ from pix2pix_lit.metrics import (
 )
 from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.networks import size_rule
-from pix2pix_lit.run import instantiate
+from pix2pix_lit.training.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.utils.images import save_png, to_uint8
 

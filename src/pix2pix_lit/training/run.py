@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pix2pix_lit.config import in_sweep, validate_config
 from pix2pix_lit.errors import ConfigError, DataError, UserError
-from pix2pix_lit.resume import check_resume_config, resolve_ckpt_path
-from pix2pix_lit.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
-from pix2pix_lit.storage import AtomicCheckpointIO, write_atomically
+from pix2pix_lit.training.resume import check_resume_config, resolve_ckpt_path
+from pix2pix_lit.training.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
+from pix2pix_lit.training.storage import AtomicCheckpointIO, write_atomically
 from pix2pix_lit.tasks.base import check_input_size
 
 log = logging.getLogger(__name__)

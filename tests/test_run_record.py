@@ -29,8 +29,9 @@ from helpers import (
     tiny_cli,
 )
 from pix2pix_lit.errors import ConfigError, DataError
+from pix2pix_lit.launching.sweep_job import monitored_metric
 from pix2pix_lit.training.resume import resolve_ckpt_path
-from pix2pix_lit.training.run import monitored_metric, train
+from pix2pix_lit.training.run import train
 from pix2pix_lit.training.run_folder import LOCK_FILE
 
 # 8 synthetic pairs in batches of 2: 4 batches an epoch; epoch 0 at the constant rate, epoch

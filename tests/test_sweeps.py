@@ -23,8 +23,8 @@ from omegaconf import open_dict, read_write
 
 from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run
 from pix2pix_lit.data import make_synthetic_paired_dataset
-from pix2pix_lit.loggers import wandb_logger
 from pix2pix_lit.launching.device_slots import CPU_SLOT, device_slots
+from pix2pix_lit.loggers import wandb_logger
 
 # -- local parallel launcher ---------------------------------------------------------------
 

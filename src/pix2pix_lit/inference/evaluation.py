@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from pix2pix_lit.config import config_dir
+from pix2pix_lit.config import config_dir, instantiate
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference import gallery
 from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
@@ -40,7 +40,6 @@ from pix2pix_lit.metrics import (
 )
 from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.networks import size_rule
-from pix2pix_lit.training.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.utils.images import save_png, to_uint8
 

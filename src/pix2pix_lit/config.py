@@ -36,15 +36,25 @@ def discriminator_channels(conditional: bool, in_channels: int, out_channels: in
     return in_channels + out_channels if conditional else out_channels
 
 
+def _native_mixed_precision(accelerator: str) -> str:
+    # imported when a config resolves it: torch and Lightning stay out of `import pix2pix_lit`
+    from pix2pix_lit.hardware import native_mixed_precision
+
+    return native_mixed_precision(accelerator)
+
+
 def register_resolvers() -> None:
     """Resolvers used by the configs.
 
     ``${add:a,b}``: sum of numbers (max_epochs = n_epochs + n_epochs_decay);
-    ``${discriminator_channels:conditional,in,out}``: input channels of the discriminator.
+    ``${discriminator_channels:conditional,in,out}``: input channels of the discriminator;
+    ``${native_mixed_precision:accelerator}``: ``bf16-mixed`` where that device computes bf16
+    in hardware, else ``32-true`` (``perf=fast``).
     """
     for name, fn in (
         ("add", lambda *xs: sum(xs)),
         ("discriminator_channels", discriminator_channels),
+        ("native_mixed_precision", _native_mixed_precision),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -1,5 +1,5 @@
-"""What a measurement ran on: CPU, threads, GPU and library versions (for the bench's tables
-and ``make gpu-check``'s)."""
+"""What a machine is: CPU, threads, GPU and library versions (for the bench's tables and
+``make gpu-check``'s), and which mixed precision it computes natively (for ``perf=fast``)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,31 @@ def hardware() -> dict[str, Any]:
         else f"cpu-{info['cpu_count']}core"
     )
     return info
+
+
+def computes_bf16_natively(accelerator: str = "auto") -> bool:
+    """Whether ``accelerator`` (Lightning's name; ``auto`` picks CUDA when present) runs bf16
+    kernels in hardware: a CUDA GPU of the Ampere generation or later, or a CPU whose oneDNN
+    has bf16 kernels (AVX512-BF16 or AMX)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    # Without those instructions (e.g. AVX2-only Zen 3), oneDNN emulates bf16: measured here
+    # at 18x the fp32 step (experiments/throughput/README.md, "bf16 on a CPU without it").
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def native_mixed_precision(accelerator: str = "auto") -> str:
+    """``bf16-mixed`` where :func:`computes_bf16_natively`, else ``32-true``: the precision of
+    ``perf=fast``, which must not make a run slower."""
+    return "bf16-mixed" if computes_bf16_natively(accelerator) else "32-true"
+
+
+def slow_precision_warning(precision: str, accelerator: str) -> str | None:
+    """One line when ``trainer.precision`` asks for bf16 on a device that only emulates it."""
+    if "bf16" not in str(precision) or computes_bf16_natively(accelerator):
+        return None
+    return (
+        f"trainer.precision={precision} on a device without native bf16 ({accelerator}: "
+        "bf16 is emulated, many times slower than fp32); pass trainer.precision=32-true, "
+        "or perf=fast, which picks the precision the hardware computes natively"
+    )

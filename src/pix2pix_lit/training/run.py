@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pix2pix_lit.config import instantiate, validate_config
 from pix2pix_lit.errors import DataError, UserError
+from pix2pix_lit.hardware import slow_precision_warning
 from pix2pix_lit.launching.sweep_job import isolated_run
 from pix2pix_lit.tasks.base import check_input_size
 from pix2pix_lit.training.resume import check_resume_config, resolve_ckpt_path
@@ -126,6 +127,9 @@ def _fit_and_test(cfg: DictConfig, ckpt_path: str | None) -> dict[str, float]:
         # rate); Lightning refuses a progress-bar callback with the bar disabled
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
+    slow = slow_precision_warning(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
+    if slow:
+        log.warning(slow)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.strategy.checkpoint_io = AtomicCheckpointIO()
     # the run is accepted: record what it runs (Hydra's own record is turned off, see run_folder)

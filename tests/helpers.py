@@ -25,7 +25,7 @@ from torch import Tensor
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.data import PairedImageDataModule
 from pix2pix_lit.metrics.labels import Palette
-from pix2pix_lit.run import train
+from pix2pix_lit.training.run import train
 
 CONF = config_dir()
 # A small network on 64×64 synthetic pairs: a full pass of the machinery in seconds.

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from helpers import compose_run
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.data.augment import PairAugment
 from pix2pix_lit.data.transforms import train_transform
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.run import instantiate
 
 
 def _pair() -> tuple[np.ndarray, np.ndarray]:

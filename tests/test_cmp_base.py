@@ -12,7 +12,7 @@ from PIL import Image
 
 from helpers import TINY_UNET, compose_run, read_metrics
 from pix2pix_lit.data import PairedImageDataModule
-from pix2pix_lit.run import train
+from pix2pix_lit.training.run import train
 
 CMP_BASE = Path(__file__).resolve().parents[1].parent / "shared/data/cmp_facade_db/base"
 SHORT = [

@@ -21,10 +21,10 @@ from helpers import (
     run_main,
     run_tiny,
 )
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import CycleGANObjective, UGATITObjective
 from pix2pix_lit.networks import PatchDiscriminator
-from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks import CycleGAN
 
 # task=cyclegan on four 32x32 synthetic training images, small networks

@@ -22,12 +22,8 @@ from torch import nn
 from helpers import TINY_UNET, cli, compose_run, read_metrics
 from pix2pix_lit.data.sampling import ResumableRandomSampler
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.strategies import (
-    NetworkDDP,
-    NetworkDDPStrategy,
-    TrainingSyncBatchNorm,
-    sweep_job_command,
-)
+from pix2pix_lit.launching.ddp import NetworkDDP, NetworkDDPStrategy, TrainingSyncBatchNorm
+from pix2pix_lit.launching.ddp_processes import sweep_job_command
 
 TESTS = Path(__file__).resolve().parent
 
@@ -196,7 +192,9 @@ def test_a_sweep_jobs_extra_processes_get_the_jobs_command(
         hydra_cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "3")
     argv = ["prog", "-m", "-cn", "train", "loss.lambda_l1=10,100", "--config-dir=/my/conf"]
     monkeypatch.setattr(sys, "argv", argv)
-    monkeypatch.setattr("pix2pix_lit.strategies.get_original_cwd", lambda: str(tmp_path))
+    monkeypatch.setattr(
+        "pix2pix_lit.launching.ddp_processes.get_original_cwd", lambda: str(tmp_path)
+    )
     command, cwd = sweep_job_command(1)
     assert command[0] == sys.executable
     assert command[command.index("-cn") :] == [

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ONE_BATCH, TINY, TINY_UNET, compose_run
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.run import instantiate
 
 REPO = Path(__file__).resolve().parents[1]
 

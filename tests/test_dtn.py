@@ -11,12 +11,13 @@ import torch
 from torch import Tensor, nn
 
 from helpers import ALLOW_MAX_EPOCHS, cli, compose_run, read_metrics, run_main
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import DTNObjective
 from pix2pix_lit.losses.dtn import total_variation
-from pix2pix_lit.run import instantiate, train
 from pix2pix_lit.tasks import DTN
 from pix2pix_lit.tasks.dtn import FrozenNetwork
+from pix2pix_lit.training.run import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -18,13 +18,13 @@ from pix2pix_lit.errors import DataError
 from pix2pix_lit.inference.checkpoint import load_task
 from pix2pix_lit.inference.evaluation import (
     data_config,
-    evaluate,
     evaluated_direction,
     is_facades_labels,
     load_palette,
     resolve_palette,
-    write_report,
 )
+from pix2pix_lit.inference.evaluation_report import write_report
+from pix2pix_lit.inference.scoring import evaluate
 from pix2pix_lit.metrics import PSNR_CAP_DB
 from pix2pix_lit.metrics.fid import torch_fidelity_available
 from pix2pix_lit.tasks.base import TranslationTask

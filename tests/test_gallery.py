@@ -10,8 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pix2pix_lit.inference.evaluation import Evaluation, gallery_html
+from pix2pix_lit.inference.evaluation_report import gallery_html
 from pix2pix_lit.inference.gallery import SCRIPT
+from pix2pix_lit.inference.scoring import Evaluation
 
 PER_IMAGE = [
     {"name": "b", "L1": 0.30, "PSNR": 14.0, "SSIM": 0.20},

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 
 from helpers import TINY, TINY_UNET, compose_run, run_tiny
 from pix2pix_lit.errors import TrainingDivergedError
-from pix2pix_lit.run import train
+from pix2pix_lit.training.run import train
 
 
 def fp16_on_cpu(scaler: bool = True, init_scale: float = 2.0**16) -> list[str]:

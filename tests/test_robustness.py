@@ -1,4 +1,6 @@
-"""Faults and bad input: interrupted runs resume exactly, divergence stops cleanly, errors name keys."""
+"""Faults: interrupted runs resume exactly, divergence stops cleanly, failed writes leave the
+previous checkpoint, parallel jobs share a dataset (bad input: test_bad_input.py; loggers:
+test_logger_faults.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +9,21 @@ import math
 import multiprocessing
 import multiprocessing.synchronize
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments.lightning import find_free_network_port
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader, Dataset
 
-from helpers import ALLOW_MAX_EPOCHS, ONE_BATCH, TINY, compose_run, read_metrics, run_tiny
+from helpers import ALLOW_MAX_EPOCHS, TINY, compose_run, read_metrics, run_tiny
 from pix2pix_lit.data import SyntheticPairedDataModule
-from pix2pix_lit.errors import ConfigError, DataError, StorageError, TrainingDivergedError
+from pix2pix_lit.errors import ConfigError, StorageError, TrainingDivergedError
 from pix2pix_lit.inference.checkpoint import load_task
-from pix2pix_lit.loggers import wandb_logger
-from pix2pix_lit.run import explain_loader_failures, train
-from pix2pix_lit.storage import PARTIAL_SUFFIX
+from pix2pix_lit.training.storage import PARTIAL_SUFFIX
 
 # 8 synthetic pairs in batches of 2: 4 batches an epoch; 3 epochs.
 THREE_EPOCHS = ("scheduler.n_epochs=1", "scheduler.n_epochs_decay=2", "seed=3")
@@ -215,77 +209,6 @@ def test_a_checkpoint_writer_killed_mid_write_leaves_the_previous_one_to_resume(
     assert_same_weights(weights(uninterrupted), weights(tmp_path / "run"))
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("optim.lr=-0.1", "optim.lr=-0.1 must be a number > 0 (the paper uses 2e-4)"),
-        ("optim.lr=abc", "optim.lr='abc' must be a number > 0"),
-        ("optim.beta1=1.5", "optim.generator.betas=[1.5, 0.999] must each be a number in [0, 1)"),
-        ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
-        ("data.crop_size=0", "data.crop_size=0 must be an integer >= 1"),
-        ("data.crop_size=80", "data.load_size=72 is smaller than data.crop_size=80"),
-        ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1 (or -1 for no"),
-        ("task.inference=eval", "inference='eval' is not one of paper, standard"),
-    ],
-)
-def test_bad_config_fails_before_training_naming_the_key(
-    tmp_path: Path, override: str, message: str
-) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        run_tiny(tmp_path, override)
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert time.perf_counter() - started < 30
-
-
-def test_unknown_generator_is_rejected_at_composition(tmp_path: Path) -> None:
-    from hydra.errors import MissingConfigException
-
-    with pytest.raises(MissingConfigException, match="model/unet1024"):
-        compose_run(["model=unet1024"], tmp_path)
-
-
-class _Dies(Dataset):
-    def __len__(self) -> int:
-        return 4
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        os.kill(os.getpid(), signal.SIGKILL)
-        return torch.zeros(1)
-
-
-class _Unreadable(Dataset):
-    def __len__(self) -> int:
-        return 4
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        raise DataError(f"cannot read image /data/{index}.jpg: broken data stream")
-
-
-def test_a_dead_loader_worker_is_reported_with_its_cause() -> None:
-    with (
-        pytest.raises(
-            DataError, match=r"a data-loader worker died: DataLoader worker .*num_workers"
-        ),
-        explain_loader_failures(),
-    ):
-        next(iter(DataLoader(_Dies(), num_workers=1)))
-
-
-def test_an_error_inside_a_worker_comes_out_as_one_line() -> None:
-    with pytest.raises(DataError) as caught, explain_loader_failures():
-        next(iter(DataLoader(_Unreadable(), num_workers=1)))
-    message = str(caught.value)
-    assert "\n" not in message
-    assert message.startswith("cannot read image /data/0.jpg") and "worker" in message
-
-
-def test_train_keeps_user_errors_as_themselves(tmp_path: Path) -> None:
-    cfg = compose_run(["data=folder", f"data.root={tmp_path / 'missing'}"], tmp_path / "run")
-    with pytest.raises(DataError, match="data.root=.*missing does not exist"):
-        train(cfg)
-
-
 def _prepare_after(barrier: multiprocessing.synchronize.Barrier, root: Path) -> None:
     barrier.wait()
     SyntheticPairedDataModule(root, num_images={"train": 6, "test": 2}).prepare_data()
@@ -305,77 +228,6 @@ def test_parallel_jobs_creating_the_same_dataset_do_not_collide(tmp_path: Path) 
     assert sorted(p.name for p in (root / "train").iterdir()) == [f"{i:04d}.png" for i in range(6)]
     assert len(list((root / "test").iterdir())) == 2
     assert [p.name for p in root.parent.iterdir()] == ["synthetic"], "no lock or staging left"
-
-
-def test_an_unreachable_wandb_server_falls_back_to_offline_logging(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # credentials are configured, so the logger tries an online run, but nothing listens
-    wandb = pytest.importorskip("wandb")
-    wandb.teardown()  # forget the settings an earlier (offline) run in this process left
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
-    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{find_free_network_port()}")
-    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
-    try:
-        with pytest.warns(
-            UserWarning, match="W&B could not start an online run .* logging offline"
-        ):
-            metrics = run_tiny(tmp_path, "logger=wandb", *ONE_BATCH)
-    finally:
-        wandb.finish()
-        wandb.teardown()  # leave no settings of this server behind for later tests
-    assert math.isfinite(metrics["val/L1"])
-    (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
-    assert list(offline.glob("files/media/images/**/*.png")), "the sample grid still reaches W&B"
-    # under an id of its own: synced under the online run's id, it would replace that run
-    assert not offline.name.endswith((tmp_path / "run" / "wandb" / "run_id").read_text())
-
-
-def test_a_resumed_run_keeps_the_metrics_of_its_earlier_sessions(tmp_path: Path) -> None:
-    common = ("logger=csv", "trainer.log_every_n_steps=1", "scheduler.n_epochs=1")
-    run = tmp_path / "run"
-    run_tiny(tmp_path, *common, "trainer.max_epochs=1")
-    first = read_metrics(run)
-    shutil.copy(run / "checkpoints" / "last.ckpt", tmp_path / "epoch0.ckpt")
-    run_tiny(tmp_path, *common, "trainer.max_epochs=2", "ckpt_path=last", ALLOW_MAX_EPOCHS)
-    both = read_metrics(run)
-    assert both[: len(first)] == first, "the first session's rows are kept"
-    assert [r["epoch"] for r in both[len(first) :]] == ["1"] * len(first)
-    # resuming from an older checkpoint replaces the rows logged after it, once
-    resume_epoch0 = (f"ckpt_path={tmp_path / 'epoch0.ckpt'}", ALLOW_MAX_EPOCHS)
-    run_tiny(tmp_path, *common, "trainer.max_epochs=2", *resume_epoch0)
-    assert _without_timing(read_metrics(run)) == _without_timing(both)
-
-
-def _without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Metric rows without the measured throughput, which differs from one session to the next."""
-    return [{k: v for k, v in row.items() if "img_per_s" not in k} for row in rows]
-
-
-@pytest.mark.parametrize("credentials", ["none", "env", "netrc"])
-def test_wandb_logs_offline_exactly_when_no_api_key_is_configured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credentials: str
-) -> None:
-    # no WANDB_MODE: the logger decides from the credentials alone
-    monkeypatch.setenv("WANDB_MODE", "unset")  # restored after the test
-    monkeypatch.delenv("WANDB_MODE")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.netrc
-    if credentials == "env":
-        monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
-    if credentials == "netrc":
-        (tmp_path / ".netrc").write_text(
-            f"machine api.wandb.ai\n  login user\n  password {'0' * 40}\n"
-        )
-        (tmp_path / ".netrc").chmod(0o600)
-    logger = wandb_logger(tmp_path / "run")
-    online = credentials != "none"
-    assert logger._offline is not online
-    assert os.environ.get("WANDB_MODE") == (None if online else "offline")
-    # online runs continue their W&B run on resume; offline ones get ids of their own
-    assert (logger._wandb_init["id"] is not None) is online
 
 
 def test_validation_leaves_no_trace_in_training(tmp_path: Path) -> None:

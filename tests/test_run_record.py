@@ -29,9 +29,10 @@ from helpers import (
     tiny_cli,
 )
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.resume import resolve_ckpt_path
-from pix2pix_lit.run import monitored_metric, train
-from pix2pix_lit.run_folder import LOCK_FILE
+from pix2pix_lit.launching.sweep_job import monitored_metric
+from pix2pix_lit.training.resume import resolve_ckpt_path
+from pix2pix_lit.training.run import train
+from pix2pix_lit.training.run_folder import LOCK_FILE
 
 # 8 synthetic pairs in batches of 2: 4 batches an epoch; epoch 0 at the constant rate, epoch
 # 1 at half of it (linear decay over one epoch)
@@ -88,7 +89,7 @@ def test_a_run_folder_has_one_owner_and_a_killed_owner_does_not_keep_it(tmp_path
     holder = textwrap.dedent(
         f"""
         import time
-        from pix2pix_lit.run_folder import own_run_folder
+        from pix2pix_lit.training.run_folder import own_run_folder
         with own_run_folder({str(run)!r}):
             print("held", flush=True)
             time.sleep(600)

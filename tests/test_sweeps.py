@@ -23,8 +23,8 @@ from omegaconf import open_dict, read_write
 
 from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run
 from pix2pix_lit.data import make_synthetic_paired_dataset
+from pix2pix_lit.launching.device_slots import CPU_SLOT, device_slots
 from pix2pix_lit.loggers import wandb_logger
-from pix2pix_lit.parallel import CPU_SLOT, device_slots
 
 # -- local parallel launcher ---------------------------------------------------------------
 
@@ -187,7 +187,7 @@ def test_each_process_holds_its_own_slot(tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from pix2pix_lit.parallel import _claim_slot
+        from pix2pix_lit.launching.device_slots import _claim_slot
         slots = Path({str(tmp_path)!r})
         print(_claim_slot(slots, 2), _claim_slot(slots, 2), flush=True)
         time.sleep(5)

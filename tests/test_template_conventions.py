@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from helpers import CONF, ONE_BATCH, cli, compose_run, read_metrics, run_tiny
 from pix2pix_lit.callbacks import ThroughputCallback
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.extras import TREE_FILE, apply_extras, ignore_known_noise
+from pix2pix_lit.training.extras import TREE_FILE, apply_extras, ignore_known_noise
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers import ALLOW_MAX_EPOCHS, TINY, cli_train_run, compose_run, run_tiny
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.losses import UGATITObjective
 from pix2pix_lit.losses.cam import domain_classification_loss
 from pix2pix_lit.networks import LIN, AdaLIN, GlobalLocalDiscriminator, UGATITGenerator
-from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks import UGATIT
 
 # task=ugatit on four 32x32 synthetic training images; the global discriminator gets 5

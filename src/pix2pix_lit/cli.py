@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from omegaconf import DictConfig
 
-from pix2pix_lit.config import in_sweep
 from pix2pix_lit.errors import UserError
+from pix2pix_lit.launching.sweep_job import in_sweep
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""Where the Hydra configs live, and the resolvers they use.
+"""Where the Hydra configs live, the resolvers they use, their checks, and instantiating them
+with one-line errors.
 
 An installed wheel carries the configs as ``pix2pix_lit/conf``; a source checkout (or an
 editable install) keeps them in the repository's top-level ``conf/``. Either way
@@ -8,12 +9,13 @@ editable install) keeps them in the repository's top-level ``conf/``. Either way
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.errors import ConfigError, UserError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -27,11 +29,6 @@ def config_dir() -> Path:
         f"pix2pix_lit configs not found in {_PACKAGE_DIR / 'conf'} or "
         f"{_PACKAGE_DIR.parents[1] / 'conf'}; reinstall the package (pip install .)"
     )
-
-
-def in_sweep() -> bool:
-    """Whether this process runs a job of a Hydra multirun (``-m``)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def discriminator_channels(conditional: bool, in_channels: int, out_channels: int) -> int:
@@ -61,6 +58,20 @@ def register_resolvers() -> None:
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised by a constructor
+    through as itself (Hydra wraps it), so the entry point can print its one-line message."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def validate_config(cfg: DictConfig) -> None:

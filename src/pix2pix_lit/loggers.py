@@ -10,7 +10,6 @@ import os
 import secrets
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from pix2pix_lit.config import in_sweep
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.launching.sweep_job import current_sweep_job
 from pix2pix_lit.utils.images import to_uint8
 
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -85,33 +84,13 @@ def wandb_credentials_available() -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class SweepJob:
-    """Where a job of a Hydra multirun stands: its sweep folder, number and overrides."""
-
-    sweep_dir: Path
-    num: int
-    overrides: tuple[str, ...]
-
-    def group(self, prefix: str) -> str:
-        """One name for every job of the sweep: ``<prefix>_<sweep folder name>``."""
-        return f"{prefix}_{self.sweep_dir.name}"
-
-    def tags(self) -> list[str]:
-        """The job's overrides as W&B tags (``loss.lambda_l1=10``), those W&B accepts."""
-        return [
-            o
-            for o in self.overrides
-            if len(o) <= MAX_TAG_LENGTH and not o.lstrip("+~").startswith(UNTAGGED_KEYS)
-        ]
-
-
-def current_sweep_job() -> SweepJob | None:
-    """The running job's place in its multirun; None outside a multirun (or of Hydra)."""
-    if not in_sweep():
-        return None
-    hydra = HydraConfig.get()
-    return SweepJob(Path(hydra.sweep.dir), int(hydra.job.num), tuple(hydra.overrides.task))
+def override_tags(overrides: tuple[str, ...]) -> list[str]:
+    """A sweep job's overrides as W&B tags (``loss.lambda_l1=10``), those W&B accepts."""
+    return [
+        o
+        for o in overrides
+        if len(o) <= MAX_TAG_LENGTH and not o.lstrip("+~").startswith(UNTAGGED_KEYS)
+    ]
 
 
 class ResumingCSVWriter(ExperimentWriter):
@@ -272,7 +251,7 @@ def wandb_logger(
         prefix = name or "sweep"
         group = group or sweep.group(prefix)
         name = f"{prefix}-{sweep.num}"
-        tags = [*tags, *(t for t in sweep.tags() if t not in tags)]
+        tags = [*tags, *(t for t in override_tags(sweep.overrides) if t not in tags)]
     job_type = job_type or ("train" if sweep is None else "sweep")
     os.environ.setdefault("WANDB_SILENT", "true")
     mode = os.environ.get("WANDB_MODE", "")

@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 
 from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
-from pix2pix_lit.extras import apply_extras
-from pix2pix_lit.run import monitored_metric, train
+from pix2pix_lit.launching.sweep_job import monitored_metric
+from pix2pix_lit.training.extras import apply_extras
+from pix2pix_lit.training.run import train
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

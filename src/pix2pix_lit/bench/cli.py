@@ -4,7 +4,7 @@
 
 For each row (a speed switch, as Hydra overrides of the train config) and batch size it times
 
-(a) ``pix2pix_lit.run.train`` on the composed config: the code path of
+(a) ``pix2pix_lit.training.run.train`` on the composed config: the code path of
     ``python -m pix2pix_lit.train``, with a :class:`StepTimer` callback added;
 (b) a plain PyTorch loop over the same data module, networks, objective and optimizers (built
     from the same config and seed), doing the same step (D step, then G step with D frozen)

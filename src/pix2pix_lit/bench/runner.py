@@ -1,6 +1,6 @@
 """One bench: every row at every batch size, timed as a Lightning run and as the plain loop.
 
-(a) ``pix2pix_lit.run.train`` on the composed config is the code path of
+(a) ``pix2pix_lit.training.run.train`` on the composed config is the code path of
 ``python -m pix2pix_lit.train``, with a :class:`~pix2pix_lit.bench.timing.StepTimer` callback
 added; (b) is :func:`~pix2pix_lit.bench.plain.plain_run`. Repeats are folded into one row by
 their medians, and the table is written as ``<out>/<hardware>.md`` and ``.json``.
@@ -27,7 +27,7 @@ from pix2pix_lit.bench.timing import PeakMemory, StepTimes
 from pix2pix_lit.data.synthetic import make_synthetic_paired_dataset
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.hardware import hardware
-from pix2pix_lit.run import train
+from pix2pix_lit.training.run import train
 
 #: The two ways a row is timed: the train code path and the plain loop.
 SIDES = ("lightning", "plain")
@@ -36,7 +36,7 @@ SIDES = ("lightning", "plain")
 def lightning_run(
     overrides: Sequence[str], workdir: Path, warmup: int, steps: int, device: torch.device
 ) -> tuple[StepTimes, float | None]:
-    """(a): ``pix2pix_lit.run.train`` on the composed config, timed by :class:`StepTimer`."""
+    """(a): ``pix2pix_lit.training.run.train`` on the composed config, timed by :class:`StepTimer`."""
     marks = workdir / "steps.json"
     timer = [
         "++callbacks.step_timer._target_=pix2pix_lit.bench.timing.StepTimer",

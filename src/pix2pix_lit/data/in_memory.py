@@ -28,7 +28,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from pix2pix_lit.data.io import read_rgb
-from pix2pix_lit.data.paired import PairedImageDataModule, split_pair
+from pix2pix_lit.data.paired import PairedImageDataModule
+from pix2pix_lit.data.paired_dataset import split_pair
 from pix2pix_lit.data.transforms import eval_transform
 from pix2pix_lit.errors import ConfigError
 
@@ -175,7 +176,7 @@ class InMemoryPairedDataModule(PairedImageDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Decode the splits needed for ``stage`` (all of them when ``None``)."""
         if stage in (None, "fit", "validate") and self.train_set is None:
-            train, val = ([pair.a for pair in pairs] for pairs in self._train_and_val_pairs())
+            train, val = ([pair.a for pair in pairs] for pairs in self.splits.train_and_val())
             self.train_set = InMemoryPairedDataset(
                 decode_pairs(train, self.direction, self.load_size),
                 train,
@@ -185,7 +186,7 @@ class InMemoryPairedDataModule(PairedImageDataModule):
             )
             self.val_set = self._eval_set(val)
         if stage in (None, "test", "predict") and self.test_set is None:
-            test = self._pairs(self.test_split, "data.test_split")
+            test = self.splits.pairs(self.test_split, "data.test_split")
             self.test_set = self._eval_set([pair.a for pair in test])
 
     def _eval_set(self, paths: list[Path]) -> InMemoryPairedDataset:

@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 
 from pix2pix_lit.data.io import read_image
 from pix2pix_lit.data.layouts import SingleImages
-from pix2pix_lit.data.paired import PairedImageDataModule, PairedImageDataset
+from pix2pix_lit.data.paired import PairedImageDataModule
+from pix2pix_lit.data.paired_dataset import PairedImageDataset
 from pix2pix_lit.data.synthetic import SyntheticPairedDataModule
 from pix2pix_lit.data.transforms import FIXED_SIZE_MODES, PairTransform
 from pix2pix_lit.errors import ConfigError, DataError
@@ -183,7 +184,7 @@ class UnpairedImageDataModule(PairedImageDataModule):
         )
 
     def _domain(self, folder: Path, channels: int) -> DomainImages:
-        images = self._found_pairs(SINGLE_IMAGES.find(folder), folder, SINGLE_IMAGES)
+        images = self.splits.checked_pairs(SINGLE_IMAGES.find(folder), folder, SINGLE_IMAGES)
         paths = [image.a for image in images]
         return DomainImages(paths, ImageFiles(paths, channels))
 

@@ -10,7 +10,9 @@
 * :mod:`~pix2pix_lit.inference.evaluation`, :mod:`~pix2pix_lit.inference.prediction`,
   :mod:`~pix2pix_lit.inference.export`: one module per command (entry points:
   ``pix2pix_lit.evaluate``, ``pix2pix_lit.predict``, ``pix2pix_lit.export``).
-* :mod:`~pix2pix_lit.inference.gallery`: sorting and filtering of the evaluation's
+* :mod:`~pix2pix_lit.inference.scoring`: translate a split and score every image (the core of
+  ``evaluate``); :mod:`~pix2pix_lit.inference.evaluation_report`: its ``metrics.json`` and
+  ``index.html``; :mod:`~pix2pix_lit.inference.gallery`: sorting and filtering of that
   ``index.html`` by per-image score.
 """
 

@@ -31,10 +31,10 @@ from pix2pix_lit.checkpoint_file import (
     load_file,
     read_checkpoint,
 )
+from pix2pix_lit.config import instantiate
 from pix2pix_lit.errors import ConfigError, DataError
 from pix2pix_lit.inference.protocol import check_inference_mode, inference_protocol
 from pix2pix_lit.inference.reference import REFERENCE_GENERATORS, describe, from_reference
-from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
 
 DEVICES = ("auto", "cpu", "cuda")

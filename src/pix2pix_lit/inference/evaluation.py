@@ -1,80 +1,43 @@
-"""Score a trained generator on a data split: images, ``metrics.json`` and an HTML gallery.
+"""The ``evaluate`` command: score a trained generator on a data split.
 
-:func:`run_evaluation` turns the ``evaluate`` config into the pieces (checkpoint, data, palette,
-FID) and :func:`evaluate` runs the generator over the split with a fixed seed, writing
-``images/<name>_{input,output,target}.png`` and collecting per-image scores; :func:`write_report`
-writes ``metrics.json`` (split averages and per-image scores) and ``index.html``.
+:func:`run_evaluation` turns the ``evaluate`` config into the pieces (checkpoint, data,
+palette, FID, FCN-score), has :func:`~pix2pix_lit.inference.scoring.evaluate` translate and
+score the split, and writes ``metrics.json`` and ``index.html``
+(:mod:`~pix2pix_lit.inference.evaluation_report`).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from pix2pix_lit.config import config_dir
+from pix2pix_lit.config import config_dir, instantiate
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.inference import gallery
-from pix2pix_lit.inference.checkpoint import Translator, load_translator, resolve_device
-from pix2pix_lit.inference.protocol import repeatable_noise
-from pix2pix_lit.metrics import (
-    PSNR_CAP_DB,
-    DistributionScores,
-    Palette,
-    class_indices,
-    confusion_matrix,
-    image_scores,
-    label_scores,
-    per_class_scores,
+from pix2pix_lit.inference.checkpoint import load_translator, resolve_device
+from pix2pix_lit.inference.evaluation_report import (
+    GALLERY_FILE,
+    METRICS_FILE,
+    format_score,
+    json_safe,
+    prepare_output_dir,
+    write_report,
 )
+from pix2pix_lit.inference.scoring import evaluate
+from pix2pix_lit.metrics import DistributionScores, Palette
 from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.networks import size_rule
-from pix2pix_lit.run import instantiate
 from pix2pix_lit.tasks.base import TranslationTask
-from pix2pix_lit.utils.images import save_png, to_uint8
 
 log = logging.getLogger(__name__)
 
-IMAGES_DIR = "images"
-METRICS_FILE = "metrics.json"
-GALLERY_FILE = "index.html"
-ROLES: tuple[str, ...] = ("input", "output", "target")
 AUTO_PALETTE = "auto"
 USAGE = "python -m pix2pix_lit.evaluate ckpt_path=<file.ckpt> [overrides]"
-
-
-@dataclass
-class Evaluation:
-    """What :func:`evaluate` measured.
-
-    ``metrics``: split-level scores (means of the per-image scores; label metrics from the
-    split's summed confusion matrix; FID/KID over the split); ``per_image``: one dict per image
-    (``name`` and its scores); ``unavailable``: metric → why it was not computed;
-    ``per_class``: class name → ``accuracy`` and ``IoU`` over the split (with a palette).
-    """
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    per_image: list[dict[str, Any]] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    per_class: dict[str, dict[str, float | None]] | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.per_image)
-
-
-# -- configuration -----------------------------------------------------------------------
 
 
 def data_config(checkpoint_data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,218 +89,6 @@ def resolve_palette(palette: Mapping[str, Any], data: Mapping[str, Any]) -> Pale
     if not palette.get("classes"):
         return None
     return Palette.from_config(palette)
-
-
-# -- running the generator ---------------------------------------------------------------
-
-
-def evaluate(
-    task: Translator,
-    batches: Iterable[Mapping[str, Any]],
-    output_dir: str | Path,
-    *,
-    seed: int | None = 0,
-    palette: Palette | None = None,
-    distribution: DistributionScores | None = None,
-    total: int | None = None,
-    fcn: FCNScore | None = None,
-) -> Evaluation:
-    """Translate every batch (``{"A", "B", "A_path"}``) with ``task.generate``; score it.
-
-    Writes ``output_dir/images/<name>_{input,output,target}.png`` (``name``: the file name of
-    ``A_path`` without extension). ``seed`` seeds torch's generator first (restored after), so
-    the paper protocol's dropout draws the same noise on every run. ``total`` (the number of
-    images) sizes the progress bar. ``fcn`` scores the outputs against the inputs (label maps
-    → photo) with a segmenter: the FCN-score.
-    """
-    images_dir = Path(output_dir) / IMAGES_DIR
-    result = Evaluation()
-    k = 0 if palette is None else palette.num_classes
-    confusion = torch.zeros(k, k, dtype=torch.long)
-    with repeatable_noise(seed, task.device), tqdm(total=total, unit="img") as progress:
-        for batch in batches:
-            batch = task.orient_batch(batch)
-            inputs, targets = batch["A"].to(task.device), batch["B"].to(task.device)
-            outputs = task.generate(inputs).float()
-            scores = image_scores(outputs, targets)
-            result.unavailable.update(scores.unavailable)
-            confusions = None if palette is None else _confusions(outputs, targets, palette)
-            if distribution is not None:
-                distribution.update(outputs, targets)
-            if fcn is not None:
-                fcn.update(outputs, inputs)
-            for i, path in enumerate(batch["A_path"]):
-                name = Path(path).stem
-                for role, images in zip(ROLES, (inputs, outputs, targets), strict=True):
-                    save_png(_hwc(images[i]), images_dir / f"{name}_{role}.png")
-                record: dict[str, Any] = {"name": name}
-                record.update({metric: float(v[i]) for metric, v in scores.scores.items()})
-                if confusions is not None:
-                    record.update(label_scores(confusions[i]))
-                    confusion += confusions[i]
-                result.per_image.append(record)
-            progress.update(len(batch["A_path"]))
-        if distribution is not None:
-            fid, unavailable = distribution.compute()
-            result.metrics.update(fid)
-            result.unavailable.update(unavailable)
-        if fcn is not None:
-            result.metrics.update(fcn.compute())
-    if not result.per_image:
-        raise DataError(f"the evaluated split has no images (output_dir={output_dir})")
-    # Label scores of the split come from its summed confusion matrix (as the FCN-score's
-    # do), not from the mean of the per-image scores, so they replace those means.
-    result.metrics = {**_means(result.per_image), **result.metrics}
-    if palette is not None:
-        result.metrics.update(label_scores(confusion))
-        result.per_class = _per_class(confusion, palette)
-    return result
-
-
-def _hwc(image: torch.Tensor) -> Any:
-    """One (C, H, W) image in [-1, 1] → an (H, W, 3) uint8 array for :func:`save_png`."""
-    return to_uint8(image.unsqueeze(0))[0].permute(1, 2, 0).numpy()
-
-
-def _confusions(outputs: torch.Tensor, targets: torch.Tensor, palette: Palette) -> torch.Tensor:
-    """(N, K, K) confusion matrices, one per image, of nearest-palette-colour class maps."""
-    predicted, actual = class_indices(outputs, palette), class_indices(targets, palette)
-    return torch.stack(
-        [
-            confusion_matrix(p, a, palette.num_classes)
-            for p, a in zip(predicted, actual, strict=True)
-        ]
-    )
-
-
-def _means(per_image: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean of each per-image score over the images that have it."""
-    names = dict.fromkeys(k for r in per_image for k, v in r.items() if isinstance(v, float))
-    means = {}
-    for name in names:
-        values = [r[name] for r in per_image if name in r]
-        means[name] = sum(values) / len(values)
-    return means
-
-
-def _per_class(confusion: torch.Tensor, palette: Palette) -> dict[str, dict[str, float | None]]:
-    scores = per_class_scores(confusion)
-    return {
-        name: {k: _finite_or_none(float(v[i])) for k, v in scores.items()}
-        for i, name in enumerate(palette.names)
-    }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-# -- outputs -----------------------------------------------------------------------------
-
-
-def prepare_output_dir(output_dir: str | Path, overwrite: bool) -> Path:
-    """Create ``output_dir``; refuse (or, with ``overwrite``, clear) earlier evaluation outputs.
-
-    Only files this module writes are removed: ``metrics.json``, ``index.html`` and
-    ``images/*_{input,output,target}.png``.
-    """
-    output_dir = Path(output_dir)
-    images_dir = output_dir / IMAGES_DIR
-    previous = [output_dir / f for f in (METRICS_FILE, GALLERY_FILE) if (output_dir / f).exists()]
-    if images_dir.is_dir():
-        previous += [p for role in ROLES for p in images_dir.glob(f"*_{role}.png")]
-    if previous and not overwrite:
-        raise ConfigError(
-            f"output_dir={output_dir} already holds evaluation outputs "
-            f"({', '.join(sorted({p.relative_to(output_dir).parts[0] for p in previous}))}); "
-            "pass overwrite=true to replace them, or choose another output_dir"
-        )
-    for path in previous:
-        path.unlink()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir
-
-
-def write_report(output_dir: str | Path, evaluation: Evaluation, info: Mapping[str, Any]) -> Path:
-    """Write ``metrics.json`` (``info`` + scores) and the ``index.html`` gallery; return the JSON.
-
-    NaN/inf scores are written as null, so the JSON is strict.
-    """
-    output_dir = Path(output_dir)
-    report = {
-        **info,
-        "count": evaluation.count,
-        "psnr_cap_db": PSNR_CAP_DB,
-        "metrics": _json_safe(evaluation.metrics),
-        "unavailable": dict(evaluation.unavailable),
-        "per_class": evaluation.per_class,
-        "per_image": [_json_safe(r) for r in evaluation.per_image],
-    }
-    path = output_dir / METRICS_FILE
-    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (output_dir / GALLERY_FILE).write_text(gallery_html(evaluation, info))
-    return path
-
-
-def _json_safe(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in record.items()}
-
-
-def _format(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
-
-
-def gallery_html(evaluation: Evaluation, info: Mapping[str, Any]) -> str:
-    """A self-contained page: one row per image (input | output | target, name, scores),
-    sortable and filterable by score (:mod:`pix2pix_lit.inference.gallery`).
-
-    Image links are relative (``images/...``), so the page opens from disk without a server.
-    """
-    esc = html.escape
-    summary = ", ".join(f"{esc(k)} {_format(v)}" for k, v in evaluation.metrics.items())
-    details = ", ".join(f"{esc(str(k))}={esc(str(v))}" for k, v in info.items())
-    rows = []
-    for record in evaluation.per_image:
-        name = record["name"]
-        cells = "".join(
-            f'<td><img src="{IMAGES_DIR}/{quote(f"{name}_{role}.png")}" alt="{esc(role)}"></td>'
-            for role in ROLES
-        )
-        scores = "<br>".join(
-            f"{esc(k)} {_format(v)}" for k, v in record.items() if isinstance(v, float)
-        )
-        rows.append(
-            f"<tr{gallery.row_attributes(record)}><td>{esc(name)}</td>{cells}<td>{scores}</td></tr>"
-        )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>pix2pix_lit evaluation ({evaluation.count} images)</title>
-<style>
-body {{ font-family: sans-serif; margin: 1em; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 4px; vertical-align: top; text-align: left; }}
-img {{ width: 256px; image-rendering: pixelated; }}
-</style>
-</head>
-<body>
-<h1>pix2pix_lit evaluation</h1>
-<p>{details}</p>
-<p><b>Means over {evaluation.count} images:</b> {summary}</p>
-{gallery.controls(gallery.score_names(evaluation.per_image))}
-<table id="{gallery.TABLE_ID}">
-<thead><tr><th>name</th><th>input</th><th>output</th><th>target</th><th>scores</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody>
-</table>
-</body>
-</html>
-"""
-
-
-# -- the evaluate command ----------------------------------------------------------------
 
 
 def run_evaluation(cfg: DictConfig) -> Path:
@@ -406,7 +157,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
     }
     path = write_report(output_dir, result, info)
     for name, value in result.metrics.items():
-        log.info("%s = %s", name, _format(value))
+        log.info("%s = %s", name, format_score(value))
     for name, reason in result.unavailable.items():
         log.info("%s unavailable: %s", name, reason)
     log.info("Wrote %s and %s", path, output_dir / GALLERY_FILE)
@@ -424,8 +175,8 @@ def evaluate_by_test_step(
     info = {"ckpt_path": str(Path(ckpt_path).resolve()), "inference": task.inference}
     metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
     path = output_dir / METRICS_FILE
-    path.write_text(json.dumps({**info, "metrics": _json_safe(metrics)}, indent=2) + "\n")
+    path.write_text(json.dumps({**info, "metrics": json_safe(metrics)}, indent=2) + "\n")
     for name, value in metrics.items():
-        log.info("%s = %s", name, _format(value))
+        log.info("%s = %s", name, format_score(value))
     log.info("Wrote %s", path)
     return path

@@ -11,7 +11,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pix2pix_lit.data.paired import DIRECTIONS
+from pix2pix_lit.data.paired_dataset import DIRECTIONS
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference import inference_protocol
 from pix2pix_lit.losses import CycleGANObjective

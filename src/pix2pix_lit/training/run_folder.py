@@ -32,7 +32,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.storage import remove_partial_files, write_atomically
+from pix2pix_lit.training.storage import remove_partial_files, write_atomically
 
 LOCK_FILE = ".owner.lock"
 RECORD_DIR = ".hydra"

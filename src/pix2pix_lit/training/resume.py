@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pix2pix_lit.checkpoint_file import CONFIG_KEY, first_line
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.run_folder import CHECKPOINT_DIR
+from pix2pix_lit.training.run_folder import CHECKPOINT_DIR
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Build everything a run needs from the composed config, train, and report the metric."""
+"""Build everything a run needs from the composed config, train, test, and record the final
+metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,41 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf
 
-from pix2pix_lit.config import in_sweep, validate_config
-from pix2pix_lit.errors import ConfigError, DataError, UserError
+from pix2pix_lit.config import instantiate, validate_config
+from pix2pix_lit.errors import DataError, UserError
 from pix2pix_lit.hardware import slow_precision_warning
-from pix2pix_lit.resume import check_resume_config, resolve_ckpt_path
-from pix2pix_lit.run_folder import own_run_folder, refuse_to_overwrite_checkpoints, write_record
-from pix2pix_lit.storage import AtomicCheckpointIO, write_atomically
+from pix2pix_lit.launching.sweep_job import isolated_run
 from pix2pix_lit.tasks.network_checks import check_input_size
+from pix2pix_lit.training.resume import check_resume_config, resolve_ckpt_path
+from pix2pix_lit.training.run_folder import (
+    own_run_folder,
+    refuse_to_overwrite_checkpoints,
+    write_record,
+)
+from pix2pix_lit.training.storage import AtomicCheckpointIO, write_atomically
 
 log = logging.getLogger(__name__)
 
 #: The final metrics of a run, in its run folder (``metrics.json`` is the evaluation's).
 FINAL_METRICS_FILE = "final_metrics.json"
-
-
-def instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised by a constructor
-    through as itself (Hydra wraps it), so the entry point can print its one-line message."""
-    try:
-        return hydra_instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
 
 
 def instantiate_group(cfg: DictConfig | None) -> list[Any]:
@@ -80,23 +67,6 @@ def explain_loader_failures() -> Iterator[None]:
             f"a data-loader worker died: {str(err).splitlines()[0]}. This is usually the "
             "system running out of memory: lower data.num_workers or data.batch_size"
         ) from None
-
-
-@contextmanager
-def isolated_run() -> Iterator[None]:
-    """Leave the process as the run found it, so the next job of a sweep in this process
-    starts afresh: the environment variables the run set are undone (Lightning's DDP launcher
-    sets ``MASTER_PORT``, ``LOCAL_RANK``, ``WORLD_SIZE``…; with ``LOCAL_RANK`` left set,
-    Lightning would take the next job for one whose processes a cluster starts), and the
-    process group of a DDP run is closed (the next job would reuse it, with peers gone)."""
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 def train(
@@ -210,33 +180,3 @@ def record_final_metrics(
     if write:
         write_atomically(path, json.dumps(merged, indent=2, sort_keys=True).encode())
     return merged
-
-
-def monitored_metric(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value a sweeper optimises (``optimized_metric``).
-
-    A run that never logged it (too short to validate, ``++trainer.max_steps=2``) is still a
-    finished run: a warning and None. Only a hyper-parameter search needs the value; there a
-    missing one fails the trial with that reason.
-    """
-    if not name:
-        return None
-    if name in metrics:
-        return metrics[name]
-    problem = (
-        f"optimized_metric={name!r} was not logged (the run never validated?); logged "
-        f"metrics: {', '.join(sorted(metrics)) or 'none'}"
-    )
-    if searching_hyperparameters():
-        raise ConfigError(problem)
-    log.warning("%s", problem)
-    return None
-
-
-def searching_hyperparameters() -> bool:
-    """Whether this job is a trial of a sweeper that optimises the returned value (Optuna…),
-    rather than of Hydra's basic sweeper, which only runs the jobs."""
-    if not in_sweep():
-        return False
-    target = str(HydraConfig.get().sweeper.get("_target_", ""))
-    return not target.endswith("BasicSweeper")

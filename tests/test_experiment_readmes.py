@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix_lit.report import BEGIN_MARKER, END_MARKER, FIGURE_FILE
+from pix2pix_lit.reporting.table import BEGIN_MARKER, END_MARKER, FIGURE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = sorted((REPO / "experiments").glob("*/README.md"))

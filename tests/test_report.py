@@ -12,7 +12,9 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")  # the report's figure (pip install 'pix2pix-lit[report]')
 
-from pix2pix_lit.report import BEGIN_MARKER, END_MARKER, FIGURE_FILE, load_job, main
+from pix2pix_lit.report import main
+from pix2pix_lit.reporting.jobs import load_job
+from pix2pix_lit.reporting.table import BEGIN_MARKER, END_MARKER, FIGURE_FILE
 
 HEADER = "epoch,step,train/G_L1_step,train/G_GAN_step,train/D_real_step,train/D_fake_step,"
 HEADER += "train/G_L1_epoch,train/G_GAN_epoch,train/D_real_epoch,train/D_fake_epoch,"

@@ -14,12 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pix2pix_lit.checkpoint_file import CONFIG_KEY
 from pix2pix_lit.metrics.fcn_score import fcn_confusion, segment
 from pix2pix_lit.metrics.labels import (
     Palette,
@@ -27,11 +25,8 @@ from pix2pix_lit.metrics.labels import (
     label_scores,
     paint,
 )
-from pix2pix_lit.tasks.optimizers import (
-    OptimizerFactory,
-    SchedulerFactory,
-    apply_config_to_restored_states,
-)
+from pix2pix_lit.tasks.optimizers import OptimizerFactory, SchedulerFactory
+from pix2pix_lit.tasks.supervised import SupervisedTask
 
 
 def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
@@ -39,7 +34,7 @@ def segmentation_loss(logits: Tensor, classes: Tensor) -> Tensor:
     return F.cross_entropy(logits.float(), classes)
 
 
-class Segmenter(L.LightningModule):
+class Segmenter(SupervisedTask):
     """Per-pixel classifier ``network`` trained with cross-entropy on palette class indices.
 
     Batches are the paired data's ``{"A": photos, "B": colour label maps}``. Evaluation runs
@@ -53,12 +48,8 @@ class Segmenter(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__()
-        self.network = network
+        super().__init__(network, optimizer, scheduler)
         self.palette = Palette.from_config(palette)
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.run_config: dict[str, Any] | None = None
         k = self.palette.num_classes
         self._confusion = torch.zeros(k, k, dtype=torch.long)
 
@@ -97,24 +88,3 @@ class Segmenter(L.LightningModule):
         """Columns of the validation image grid: photo | predicted labels | target labels."""
         predicted = paint(segment(self.network, batch["A"]), self.palette)
         return {"input": batch["A"], "output": predicted, "target": batch["B"]}
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.network.parameters())
-        if self.scheduler is None:
-            return [optimizer]
-        return [optimizer], [self.scheduler(optimizer)]
-
-    def on_train_start(self) -> None:
-        if self.trainer.ckpt_path is not None:
-            apply_config_to_restored_states(self)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the composed run config, from which the FCN-score rebuilds the network and palette
-        if self.run_config is not None:
-            checkpoint[CONFIG_KEY] = self.run_config
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the run's own config wins, as in TranslationTask: it holds the changes resume.allow
-        # let through, and later checkpoints must store what is now trained
-        if self.run_config is None:
-            self.run_config = checkpoint.get(CONFIG_KEY)

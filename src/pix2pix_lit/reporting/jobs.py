@@ -1,0 +1,99 @@
+"""What a finished (or failed) job left in its run folder: overrides, metrics, evaluation
+scores, best checkpoint and last sample grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from pix2pix_lit.errors import DataError
+from pix2pix_lit.metrics.labels import LABEL_METRICS
+
+
+@dataclass
+class Job:
+    """What one finished (or failed) job left in its folder."""
+
+    path: Path
+    overrides: list[str]
+    rows: list[dict[str, str]] = field(default_factory=list)
+    label_metrics: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: str | None = None
+    sample: Path | None = None
+    wall_time_s: float | None = None
+
+    def last(self, key: str) -> float | None:
+        """The last logged value of ``key``."""
+        values = self.series(key)
+        return values[-1][1] if values else None
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of every row that logged ``key``; ``train/D_step`` averages the
+        real and fake terms of the discriminator loss."""
+        if key == "train/D_step":
+            real, fake = self.series("train/D_real_step"), self.series("train/D_fake_step")
+            return [(s, (r + f) / 2) for (s, r), (_, f) in zip(real, fake, strict=True)]
+        return [(int(row["step"]), float(row[key])) for row in self.rows if row.get(key)]
+
+    @property
+    def epochs(self) -> int:
+        return max((int(row["epoch"]) + 1 for row in self.rows), default=0)
+
+
+def relative_override(override: str) -> str:
+    """``key=/abs/path`` → ``key=<path relative to the working directory>``, so a report
+    committed from one machine does not carry that machine's folders."""
+    key, sep, value = override.partition("=")
+    if not sep or not os.path.isabs(value):
+        return override
+    return f"{key}={os.path.relpath(value)}"
+
+
+def find_job_dirs(path: Path) -> list[Path]:
+    """The job folders of a multirun folder (in job order), or ``[path]`` for a run folder."""
+    if (path / ".hydra" / "overrides.yaml").is_file():
+        return [path]
+    jobs = [p for p in path.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
+    if not jobs:
+        raise DataError(
+            f"{path} holds no run folders (a run folder has .hydra/overrides.yaml); give a "
+            "multirun folder (logs/<task_name>/multiruns/<timestamp>) or a run folder"
+        )
+    return sorted(jobs, key=lambda p: int(p.name) if p.name.isdigit() else math.inf)
+
+
+def load_job(path: Path) -> Job:
+    """Read one job folder; a job that wrote no metrics yet gets an empty ``rows``."""
+    # as written: overrides may hold interpolations, which only resolve inside the job
+    overrides = OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
+    job = Job(path=path, overrides=[relative_override(str(o)) for o in overrides or []])
+    metrics_csv = path / "csv" / "metrics.csv"
+    if metrics_csv.is_file():
+        with metrics_csv.open() as f:
+            job.rows = list(csv.DictReader(f))
+        # written when the job started and when it last logged
+        start = (path / ".hydra" / "config.yaml").stat().st_mtime
+        job.wall_time_s = metrics_csv.stat().st_mtime - start
+    for report in sorted(path.glob("**/metrics.json")):
+        scores = json.loads(report.read_text()).get("metrics", {})
+        job.label_metrics.update(
+            {k: v for k, v in scores.items() if k in LABEL_METRICS and v is not None}
+        )
+    best = sorted((path / "checkpoints").glob("best*.ckpt"))
+    job.best_checkpoint = best[-1].name if best else None
+    samples = sorted((path / "images").glob("epoch_*.png"))
+    job.sample = samples[-1] if samples else None
+    return job
+
+
+def split_overrides(jobs: Sequence[Job]) -> tuple[list[str], list[list[str]]]:
+    """The overrides every job shares, and each job's own (those that tell the jobs apart)."""
+    shared = [o for o in jobs[0].overrides if all(o in job.overrides for job in jobs)]
+    return shared, [[o for o in job.overrides if o not in shared] for job in jobs]

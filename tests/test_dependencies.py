@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ONE_BATCH, TINY, TINY_UNET, compose_run
-from pix2pix_lit.config import instantiate
+from pix2pix_lit.config import instantiate, validate_config
 from pix2pix_lit.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,17 @@ def test_a_logger_without_its_package_names_the_extra(
         f"logger={logger} needs the {logger} package, which is not installed: "
         f"pip install 'pix2pix-lit[{logger}]' (or choose logger=csv)"
     )
+
+
+def test_augment_without_albumentations_names_the_extra_before_hydra_imports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # find_spec → None
+    node = "{_target_:albumentations.Rotate,limit:10}"
+    cfg = compose_run(["data=folder", f"data.root={tmp_path}", f"data.augment=[{node}]"], tmp_path)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value) == "data.augment needs albumentations: pip install 'pix2pix-lit[augment]'"
 
 
 @pytest.mark.slow

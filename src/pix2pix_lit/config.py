@@ -8,6 +8,7 @@ editable install) keeps them in the repository's top-level ``conf/``. Either way
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from pix2pix_lit.errors import ConfigError, UserError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+#: The error of ``data.augment`` without albumentations installed.
+NEEDS_ALBUMENTATIONS = "data.augment needs albumentations: pip install 'pix2pix-lit[augment]'"
 
 
 def config_dir() -> Path:
@@ -88,6 +91,9 @@ def validate_config(cfg: DictConfig) -> None:
         betas = OmegaConf.select(cfg, f"{key}.betas", default=None)
         if betas is not None and not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
             raise ConfigError(f"{key}.betas={list(betas)} must each be a number in [0, 1)")
+    # before Hydra instantiates the transforms, which would fail on the import with a traceback
+    if OmegaConf.select(cfg, "data.augment") and importlib.util.find_spec("albumentations") is None:
+        raise ConfigError(NEEDS_ALBUMENTATIONS)
     target = str(cfg.task.get("_target_", ""))
     if cfg.task.get("cuda_graph") and not target.endswith(".Pix2Pix"):
         raise ConfigError(

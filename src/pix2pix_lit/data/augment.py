@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pix2pix_lit.config import NEEDS_ALBUMENTATIONS
 from pix2pix_lit.errors import ConfigError
 
 # albumentations' name of the pair's second image; A is the primary "image" target
@@ -35,9 +36,7 @@ class PairAugment:
         try:
             import albumentations as alb
         except ImportError:
-            raise ConfigError(
-                "data.augment needs albumentations: pip install 'pix2pix-lit[augment]'"
-            ) from None
+            raise ConfigError(NEEDS_ALBUMENTATIONS) from None
 
         for i, transform in enumerate(transforms):
             if not isinstance(transform, alb.BasicTransform | alb.BaseCompose):

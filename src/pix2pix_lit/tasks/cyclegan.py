@@ -107,9 +107,6 @@ class CycleGAN(TranslationTask):
     def translation_network(self) -> nn.Module:
         return self.generator_ab if self.direction == "AtoB" else self.generator_ba
 
-    def translate(self, images: Tensor) -> Tensor:
-        return self.translation_network()(images)
-
     # -- training --------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         generators = (self.generator_ab, self.generator_ba)

@@ -98,9 +98,6 @@ class Pix2Pix(TranslationTask):
     def discriminator_parameters(self) -> Iterable[nn.Parameter]:
         return self.discriminator.parameters()
 
-    def translate(self, images: Tensor) -> Tensor:
-        return self.generator(images)
-
     def translation_network(self) -> nn.Module:
         return self.generator
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The long runs of the studies and of the facades recipe at 128x128 (issue #15, parts 2 and 3):
+# every stage a resumable sweep of the project's own, two jobs at a time on the CPU cores
+# (hydra/launcher=local_parallel), then `evaluate` on each finished job's final weights.
+# Run from anywhere, in the background, as often as needed:
+#   nohup nice bash experiments/long_runs.sh > long_runs.log 2>&1 &
+#   LOG_DIR    where the sweeps go (default logs/long_128); the segmenter of the FCN-score too
+#   SEGMENTER  a task=segmenter checkpoint (default: trained into LOG_DIR/segmenter first,
+#              the command of experiments/fcn_score, about 30 min on one core)
+#   STAGES     which stages, in this order by default (the first ones decide the budget):
+#     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2, a checkpoint every 5
+#                   epochs: the learning curve and the seed-to-seed spread. The row is one
+#                   config in all four studies (tests/test_experiment_configs.py), so it is
+#                   trained once and every study's table reads it from here.
+#     loss          loss_ablation: L1, GAN, cGAN, L1+GAN (seed 0)
+#     generator     generator_ablation: the encoder-decoder under L1 and L1+cGAN (seed 0)
+#     patch         patch_size: 1x1, 16x16, 286x286 (seed 0)
+#     photo2labels  loss_ablation in the other direction: all five losses (seed 0)
+#     recipe        the facades recipe, 100 + 100 epochs, seeds 0 and 1, a checkpoint every
+#                   20 epochs (about 15 h of the 2-core machine: several sessions)
+#     unpaired      paired_vs_unpaired: CycleGAN and U-GAT-IT (seed 0)
+# Rerunning resumes: a sweep run again into its folder restores its finished jobs and continues
+# the interrupted one from its last.ckpt (ckpt_path=auto); an evaluation already written is
+# kept. Each stage's wall time goes to LOG_DIR/wall_times.txt.
+set -euo pipefail
+shopt -s nullglob  # a stage folder without jobs yet has nothing to score
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+LOG_DIR=${LOG_DIR:-logs/long_128}
+ALL_STAGES="reference loss generator patch photo2labels recipe unpaired"
+STAGES=${STAGES:-$ALL_STAGES}
+for name in $STAGES; do
+  [[ " $ALL_STAGES " == *" $name "* ]] || {
+    echo "error: unknown stage '$name' in STAGES; valid: $ALL_STAGES" >&2
+    exit 2
+  }
+done
+DATA=(paths.data_dir=../shared/data data.load_size=143 data.crop_size=128)
+RUN=(perf=fast trainer=cpu data.num_workers=1 trainer.enable_progress_bar=false
+     hydra/launcher=local_parallel ckpt_path=auto)
+# the studies' budget: 10 + 10 epochs, 8,000 steps of batch 1
+BUDGET=(scheduler.n_epochs=10 scheduler.n_epochs_decay=10)
+PIX2PIX=("${DATA[@]}" model.num_downs=7 "${BUDGET[@]}" "${RUN[@]}")
+EVERY_5_EPOCHS=(callbacks.model_checkpoint.save_top_k=-1
+                +callbacks.model_checkpoint.every_n_epochs=5)
+
+mkdir -p "$LOG_DIR"
+if [ -z "${SEGMENTER:-}" ]; then
+  SEGMENTER=$LOG_DIR/segmenter/checkpoints/last.ckpt
+  [ -f "$LOG_DIR/segmenter.done" ] || {
+    "$PYTHON" -m pix2pix_lit.train task=segmenter paths.data_dir=../shared/data \
+      data.num_workers=1 test=true trainer.enable_progress_bar=false \
+      "hydra.run.dir=$LOG_DIR/segmenter" ckpt_path=auto >>"$LOG_DIR/segmenter.log" 2>&1
+    touch "$LOG_DIR/segmenter.done"
+  }
+fi
+
+sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder
+  local folder=$1
+  shift
+  "$PYTHON" -m pix2pix_lit.train -m "$@" "hydra.sweep.dir=$LOG_DIR/$folder" \
+    >>"$LOG_DIR/$folder.log" 2>&1
+}
+
+evaluate() {  # folder, extra evaluate overrides...: score every job's final weights once
+  local folder=$1 job
+  shift
+  for job in "$LOG_DIR/$folder"/*/; do
+    job=${job%/}
+    [ -f "$job/evaluate/metrics.json" ] && continue
+    "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$job/checkpoints/last.ckpt" \
+      "output_dir=$job/evaluate" "$@" >>"$LOG_DIR/$folder.log" 2>&1
+  done
+}
+
+along_the_way() {  # folder: score the checkpoints kept along each job, as the final weights
+  local folder=$1 ckpt out
+  for ckpt in "$LOG_DIR/$folder"/*/checkpoints/best_epoch*.ckpt; do
+    out=${ckpt%.ckpt}_evaluate
+    [ -f "$out/metrics.json" ] && continue
+    "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" \
+      "segmenter_ckpt=$SEGMENTER" >>"$LOG_DIR/$folder.log" 2>&1
+  done
+}
+
+stage() {
+  case $1 in
+    reference)
+      sweep reference experiment=loss_ablation_l1_cgan seed=0,1,2 "${PIX2PIX[@]}" \
+        "${EVERY_5_EPOCHS[@]}"
+      evaluate reference "segmenter_ckpt=$SEGMENTER"
+      along_the_way reference ;;
+    loss)
+      sweep loss experiment=loss_ablation_l1,loss_ablation_gan,loss_ablation_cgan,loss_ablation_l1_gan \
+        seed=0 "${PIX2PIX[@]}"
+      evaluate loss "segmenter_ckpt=$SEGMENTER" ;;
+    generator)
+      sweep generator experiment=generator_ablation model=encdec256 loss.lambda_gan=0,1 seed=0 \
+        "${PIX2PIX[@]}"
+      evaluate generator "segmenter_ckpt=$SEGMENTER" ;;
+    patch)
+      sweep patch experiment=patch_size discriminator=pixel,patch16,image286 seed=0 "${PIX2PIX[@]}"
+      evaluate patch "segmenter_ckpt=$SEGMENTER" ;;
+    photo2labels)
+      # scored by the label metrics of the facades palette (evaluate's palette=auto)
+      sweep photo2labels 'experiment=glob(loss_ablation_*)' data.direction=AtoB seed=0 \
+        "${PIX2PIX[@]}"
+      evaluate photo2labels ;;
+    recipe)
+      sweep recipe experiment=facades_pix2pix seed=0,1 "${DATA[@]}" model.num_downs=7 "${RUN[@]}" \
+        callbacks.model_checkpoint.save_top_k=-1 +callbacks.model_checkpoint.every_n_epochs=20
+      evaluate recipe "segmenter_ckpt=$SEGMENTER"
+      along_the_way recipe ;;
+    unpaired)
+      # the two models at once, one core each (each a sweep of its own: their model groups differ)
+      sweep cyclegan experiment=facades_cyclegan model=resnet6 seed=0 "${DATA[@]}" \
+        "${BUDGET[@]}" "${RUN[@]}" &
+      local cyclegan=$!
+      sweep ugatit experiment=facades_ugatit model=ugatit_light seed=0 "${DATA[@]}" \
+        "${BUDGET[@]}" "${RUN[@]}" &
+      wait "$!"
+      wait "$cyclegan"
+      evaluate cyclegan "segmenter_ckpt=$SEGMENTER"
+      evaluate ugatit "segmenter_ckpt=$SEGMENTER" ;;
+  esac
+}
+
+for name in $STAGES; do
+  [ -f "$LOG_DIR/$name.done" ] && continue
+  start=$SECONDS
+  stage "$name"
+  touch "$LOG_DIR/$name.done"
+  echo "$name $((SECONDS - start)) s $(date -u +%FT%TZ)" >>"$LOG_DIR/wall_times.txt"
+done

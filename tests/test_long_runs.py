@@ -1,0 +1,145 @@
+"""experiments/long_runs.sh: the long runs of the studies. It trains the row the studies share
+once, so that row must be one config in every study; each of its sweeps must compose job by
+job, resume into its own folder, and a rerun must skip the stages already done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from helpers import CONF, compose_run
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "long_runs.sh"
+STAGES = ["reference", "loss", "generator", "patch", "photo2labels", "recipe", "unpaired"]
+# the 128x128 pix2pix overrides of every study row
+AT_128 = ["data.load_size=143", "data.crop_size=128", "model.num_downs=7",
+          "scheduler.n_epochs=10", "scheduler.n_epochs_decay=10"]  # fmt: skip
+
+
+def composed(overrides: list[str], out: Path) -> dict:
+    """The resolved config without the keys that only name the run."""
+    cfg = OmegaConf.to_container(compose_run([*overrides, *AT_128], out), resolve=True)
+    for naming in ("task_name", "tags", "paths"):
+        del cfg[naming]
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("row", "same_row_elsewhere"),
+    [
+        ("experiment=loss_ablation_l1_cgan", "experiment=patch_size discriminator=patch70"),
+        ("experiment=loss_ablation_l1_cgan", "experiment=generator_ablation loss.lambda_gan=1"),
+        ("experiment=loss_ablation_l1_cgan", "experiment=facades_pix2pix model=unet128"),
+        ("experiment=loss_ablation_l1", "experiment=generator_ablation loss.lambda_gan=0"),
+    ],
+)
+def test_a_row_trained_once_is_the_same_config_in_every_study_that_reads_it(
+    row: str, same_row_elsewhere: str, tmp_path: Path
+) -> None:
+    assert composed(row.split(), tmp_path) == composed(same_row_elsewhere.split(), tmp_path)
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in python that records each command line instead of running it."""
+    record = tmp_path / "commands.jsonl"
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    python.chmod(0o755)
+    return python, record
+
+
+def run_script(python: Path, log_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT)],
+        env={
+            **os.environ,
+            "PYTHON": str(python),
+            "LOG_DIR": str(log_dir),
+            "SEGMENTER": "segmenter.ckpt",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_sweep_composes_job_by_job_and_resumes_into_its_stage_folder(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    result = run_script(python, log_dir)
+    assert result.returncode == 0, result.stderr
+    commands = [json.loads(line) for line in record.read_text().splitlines()]
+    sweeps = [c[3:] for c in commands if c[:3] == ["-m", "pix2pix_lit.train", "-m"]]
+    folders = [o.split("=", 1)[1] for s in sweeps for o in s if o.startswith("hydra.sweep.dir=")]
+    names = [Path(f).name for f in folders]
+    assert names[:6] == ["reference", "loss", "generator", "patch", "photo2labels", "recipe"]
+    assert sorted(names[6:]) == ["cyclegan", "ugatit"]  # started together, in either order
+    assert all("ckpt_path=auto" in s and "hydra/launcher=local_parallel" in s for s in sweeps)
+    parser = OverridesParser.create(
+        config_loader=ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    )
+    jobs = 0
+    for sweep in sweeps:
+        (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(sweep), None)
+        for job in batch:
+            compose_run([o for o in job if not o.startswith("hydra")], tmp_path / "job")
+            jobs += 1
+    # 3 seeds + 4 losses + 2 encoder-decoders + 3 patch sizes + 5 photo -> labels + 2 recipe
+    # seeds + CycleGAN and U-GAT-IT
+    assert jobs == 21
+    evaluations = [c for c in commands if c[:2] == ["-m", "pix2pix_lit.evaluate"]]
+    assert evaluations == []  # no job folder was written by the stand-in: nothing to score
+    assert sorted(p.name for p in log_dir.glob("*.done")) == sorted(f"{s}.done" for s in STAGES)
+
+    record.unlink()
+    assert run_script(python, log_dir).returncode == 0
+    assert not record.exists()  # every stage was done: the rerun starts nothing
+
+
+def test_a_finished_job_is_scored_once_on_its_final_weights(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    (log_dir / "patch" / "0").mkdir(parents=True)
+    (log_dir / "patch" / "1" / "evaluate").mkdir(parents=True)
+    (log_dir / "patch" / "1" / "evaluate" / "metrics.json").write_text("{}")
+    assert run_script(python, log_dir, STAGES="patch").returncode == 0
+    evaluations = [
+        c[2:]
+        for c in map(json.loads, record.read_text().splitlines())
+        if "pix2pix_lit.evaluate" in c
+    ]
+    assert evaluations == [
+        [f"ckpt_path={log_dir}/patch/0/checkpoints/last.ckpt",
+         f"output_dir={log_dir}/patch/0/evaluate", "segmenter_ckpt=segmenter.ckpt"]
+    ]  # fmt: skip
+
+
+def test_an_unknown_stage_is_refused_before_anything_runs(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    result = run_script(python, tmp_path / "runs", STAGES="loss losses")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: unknown stage 'losses' in STAGES; valid: " + " ".join(STAGES)
+    )
+    assert not record.exists()

@@ -30,6 +30,7 @@ from reference_loop import (
     reference_step,
     train,
 )
+from table import markdown
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -135,3 +136,58 @@ def test_framework_checkpoints_give_their_generator_weights(
     stored = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     for key, value in generator.state_dict().items():
         torch.testing.assert_close(value, stored[f"generator.{key}"], msg=key)
+
+
+class RecordingFCN:
+    """Stands in for FCNScore: records what it is asked to segment against which labels."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def update(self, photos: torch.Tensor, label_maps: torch.Tensor) -> None:
+        self.calls.append((photos.clone(), label_maps.clone()))
+
+    def compute(self) -> dict[str, float]:
+        return {"FCN/pixel_accuracy": 0.5}
+
+
+def test_the_fcn_score_segments_the_generated_photos_against_their_input_labels(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # photo and labels differ, so taking one for the other shows
+        Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(
+            tmp_path / "test" / f"{i}.png"
+        )
+    pairs = ReferencePairs(tmp_path / "test", 32, 32, train=False)
+    generator = torch.nn.Tanh()  # deterministic: G(x) = tanh(x)
+    fcn = RecordingFCN()
+    scores = score(generator, pairs, fcn=fcn)
+    assert scores["FCN/pixel_accuracy"] == 0.5 and {"L1", "PSNR", "SSIM"} <= scores.keys()
+    assert len(fcn.calls) == len(pairs)
+    for (photos, label_maps), (x, y) in zip(
+        fcn.calls, (pairs[i] for i in range(len(pairs))), strict=True
+    ):
+        torch.testing.assert_close(photos, torch.tanh(x[None]), rtol=0, atol=0)
+        torch.testing.assert_close(label_maps, x[None], rtol=0, atol=0)
+        assert not torch.equal(x, y)
+
+
+def test_the_table_names_runs_by_folder_and_averages_the_seeds() -> None:
+    def row(path: str, ssim: float) -> dict:
+        return {"generator": path, "test_resize": "pil", "L1": 0.3, "PSNR": 12.0, "SSIM": ssim}
+
+    rows = [
+        row("/somewhere/parity/framework_s1/0/checkpoints/last.ckpt", 0.2),
+        row("/somewhere/parity/framework_s0/0/checkpoints/last.ckpt", 0.1),
+        row("/elsewhere/plain_pil_s0/generator.pth", 0.25),
+    ]
+    assert markdown(rows).splitlines() == [
+        "| side | seed | test resize | L1 | PSNR (dB) | SSIM |",
+        "| --- | --- | --- | --- | --- | --- |",
+        "| framework | 0 | pil | 0.300 | 12.00 | 0.100 |",
+        "| framework | 1 | pil | 0.300 | 12.00 | 0.200 |",
+        "| framework | mean | pil | **0.300** | **12.00** | **0.150** |",
+        "| plain_pil | 0 | pil | 0.300 | 12.00 | 0.250 |",
+    ]

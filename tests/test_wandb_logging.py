@@ -47,6 +47,10 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             run_tiny(tmp, *TWO_EPOCHS)
         finally:
             wandb.finish()
+            # the W&B service process writes the run file; it has written all of it only once
+            # it has stopped (finish() can return earlier on a loaded machine: a CI run read a
+            # file with the run record but no config, history or artifacts)
+            wandb.teardown()
     return wandb_records.offline_run_file(tmp / "run")
 
 

@@ -10,7 +10,7 @@
 #   STAGES     which stages, in this order by default (the first ones decide the budget):
 #     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2, a checkpoint every 5
 #                   epochs: the learning curve and the seed-to-seed spread. The row is one
-#                   config in all four studies (tests/test_experiment_configs.py), so it is
+#                   config in all four studies (tests/test_long_runs.py), so it is
 #                   trained once and every study's table reads it from here.
 #     loss          loss_ablation: L1, GAN, cGAN, L1+GAN (seed 0)
 #     generator     generator_ablation: the encoder-decoder under L1 and L1+cGAN (seed 0)
@@ -62,24 +62,27 @@ sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder
     >>"$LOG_DIR/$folder.log" 2>&1
 }
 
+score_once() {  # log, checkpoint, output folder, evaluate overrides...: skipped once written
+  local log=$1 ckpt=$2 out=$3
+  shift 3
+  if [ -f "$out/metrics.json" ]; then return 0; fi
+  "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" "$@" >>"$log" 2>&1
+}
+
 evaluate() {  # folder, extra evaluate overrides...: score every job's final weights once
   local folder=$1 job
   shift
   for job in "$LOG_DIR/$folder"/*/; do
     job=${job%/}
-    [ -f "$job/evaluate/metrics.json" ] && continue
-    "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$job/checkpoints/last.ckpt" \
-      "output_dir=$job/evaluate" "$@" >>"$LOG_DIR/$folder.log" 2>&1
+    score_once "$LOG_DIR/$folder.log" "$job/checkpoints/last.ckpt" "$job/evaluate" "$@"
   done
 }
 
 along_the_way() {  # folder: score the checkpoints kept along each job, as the final weights
-  local folder=$1 ckpt out
+  local folder=$1 ckpt
   for ckpt in "$LOG_DIR/$folder"/*/checkpoints/best_epoch*.ckpt; do
-    out=${ckpt%.ckpt}_evaluate
-    [ -f "$out/metrics.json" ] && continue
-    "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" \
-      "segmenter_ckpt=$SEGMENTER" >>"$LOG_DIR/$folder.log" 2>&1
+    score_once "$LOG_DIR/$folder.log" "$ckpt" "${ckpt%.ckpt}_evaluate" \
+      "segmenter_ckpt=$SEGMENTER"
   done
 }
 

@@ -36,6 +36,11 @@ def run_name(generator: str) -> str:
     raise ValueError(f"{generator}: no run folder in the path")
 
 
+def cell(column: str, value: float) -> str:
+    """PSNR in dB to two decimals, the [0, 1] and L1 scores to three."""
+    return f"{value:.2f}" if column == "PSNR" else f"{value:.3f}"
+
+
 def markdown(rows: list[dict]) -> str:
     columns = [c for c in COLUMNS if all(c in row for row in rows)]
     lines = [
@@ -52,16 +57,11 @@ def markdown(rows: list[dict]) -> str:
         )
     for (side, resize), runs in sides.items():
         for run in sorted(runs, key=lambda r: int(r["seed"])):
-            values = " | ".join(
-                f"{run[c]:.3f}" if c != "PSNR" else f"{run[c]:.2f}" for c in columns
-            )
+            values = " | ".join(cell(c, run[c]) for c in columns)
             lines.append(f"| {side} | {run['seed']} | {resize} | {values} |")
         if len(runs) > 1:
             means = [sum(r[c] for r in runs) / len(runs) for c in columns]
-            values = " | ".join(
-                f"**{m:.3f}**" if c != "PSNR" else f"**{m:.2f}**"
-                for c, m in zip(columns, means, strict=True)
-            )
+            values = " | ".join(f"**{cell(c, m)}**" for c, m in zip(columns, means, strict=True))
             lines.append(f"| {side} | mean | {resize} | {values} |")
     return "\n".join(lines)
 

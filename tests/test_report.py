@@ -139,3 +139,65 @@ def test_absolute_paths_in_overrides_are_written_relative_to_the_working_directo
         f"paths.data_dir={os.path.join('..', 'shared', 'data')}",
         "loss.lambda_l1=100",
     ]
+
+
+def write_evaluation(job: Path, folder: str, epoch: int | None, **scores: float) -> None:
+    """An ``evaluate`` run's metrics.json inside the job (``epoch``: the checkpoint's)."""
+    (job / folder).mkdir(parents=True)
+    written = {"checkpoint_epoch": epoch, "metrics": scores}
+    (job / folder / "metrics.json").write_text(json.dumps(written))
+
+
+def table_rows(table: str, title: str) -> list[dict[str, str]]:
+    """The rows of the table under ``title`` in a report, as {column: cell}."""
+    lines = table.split(title, 1)[1].split("\n\n")[1].splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
+
+
+def test_jobs_that_differ_only_in_seed_form_one_row_with_mean_and_spread(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for num, (seed, l1, ssim) in enumerate([(0, 0.3, 0.2), (1, 0.35, 0.22), (2, 0.4, 0.24)]):
+        job = make_job(sweep, num, ["model=unet128", f"seed={seed}"], [0.5, l1])
+        write_evaluation(job, "evaluate", 1, SSIM=ssim, **{"FCN/pixel_accuracy": 0.5})
+    make_job(sweep, 3, ["model=encdec256", "seed=0"], [0.6, 0.45])
+    main([str(sweep)])
+    table = (sweep / "report.md").read_text()
+    assert [row["job"] for row in table_rows(table, "No shared overrides.")] == ["0", "1", "2", "3"]
+    unet, encdec = table_rows(table, "Across seeds")
+    assert (unet["overrides"], unet["seeds"], unet["epochs"]) == ("`model=unet128`", "0 1 2", "2")
+    assert unet["val/L1"] == "0.35 ± 0.05" and unet["SSIM (eval)"] == "0.22 ± 0.02"
+    assert unet["FCN/pixel_accuracy (eval)"] == "0.5 ± 0"
+    assert (encdec["seeds"], encdec["val/L1"], encdec["SSIM (eval)"]) == ("0", "0.45", "–")
+    assert "along the way" not in table  # one evaluation per job: no learning curve
+
+
+def test_a_sweep_of_one_seed_each_has_no_seed_table(sweep: Path) -> None:
+    main([str(sweep)])
+    assert "Across seeds" not in (sweep / "report.md").read_text()
+
+
+def test_checkpoints_evaluated_along_the_way_give_a_learning_curve(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for num, seed in enumerate((0, 1)):
+        job = make_job(sweep, num, [f"seed={seed}"], [0.5, 0.4, 0.35])
+        # listed before the others, so only the epochs put it in training order
+        write_evaluation(job, "a_final", 2, SSIM=0.3 + seed / 100)
+        write_evaluation(job, "checkpoints/best_epoch000_evaluate", 0, SSIM=0.1)
+        write_evaluation(job, "checkpoints/best_epoch002_evaluate", 2, SSIM=0.3 + seed / 100)
+        write_evaluation(job, "z_middle", 1, SSIM=0.2 + seed / 10)
+    job = load_job(sweep / "0")
+    assert [e.epochs_trained for e in job.evaluations] == [1, 2, 3]  # last.ckpt counted once
+    assert job.final_scores == {"SSIM": 0.3}
+    # at the last logged step of each checkpoint's epoch, on the loss curves' axis
+    assert job.series("eval/SSIM") == [(9, 0.1), (19, 0.2), (29, 0.3)]
+    main([str(sweep)])
+    curve = table_rows((sweep / "report.md").read_text(), "along the way")
+    assert [(r["epochs"], r["seeds"], r["SSIM (eval)"]) for r in curve] == [
+        ("1", "2", "0.1 ± 0"),
+        ("2", "2", "0.25 ± 0.071"),
+        ("3", "2", "0.305 ± 0.0071"),
+    ]

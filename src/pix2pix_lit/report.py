@@ -4,13 +4,15 @@
 
 Each job folder (``<multirun dir>/<job number>``, or a single run's folder) gives its
 overrides (``.hydra/overrides.yaml``), its metrics (``csv/metrics.csv``: the final epoch's
-training losses, the last and best validation scores, test scores when ``test=true``), label
-metrics of an evaluation written inside it (``**/metrics.json`` from
-``python -m pix2pix_lit.evaluate ... output_dir=<job>/eval``), its best checkpoint and its
-last sample grid (``images/epoch_*.png``). The table has one row per job, labelled by the
-overrides that differ between the jobs (the shared ones are listed above it); the figure shows
-each job's last samples side by side above the loss curves of all jobs. ``--readme`` writes
-both into a study's README between ``<!-- report:begin -->`` and ``<!-- report:end -->``.
+training losses, the last and best validation scores, test scores when ``test=true``), the
+scores of the evaluations written inside it (``**/metrics.json`` from
+``python -m pix2pix_lit.evaluate ... output_dir=<job>/evaluate``: the latest checkpoint's in
+the job's row, all of them as a learning curve), its best checkpoint and its last sample grid
+(``images/epoch_*.png``). The table has one row per job, labelled by the overrides that differ
+between the jobs (the shared ones are listed above it), then one row per group of jobs that
+differ only in their seed (mean ± standard deviation); the figure shows each job's last
+samples side by side above the loss curves of all jobs. ``--readme`` writes both into a
+study's README between ``<!-- report:begin -->`` and ``<!-- report:end -->``.
 """
 
 from __future__ import annotations

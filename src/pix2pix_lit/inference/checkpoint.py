@@ -48,6 +48,8 @@ class Translator(Protocol):
 
     inference: str
     run_config: dict[str, Any] | None
+    # Lightning's 0-based epoch of the checkpoint it was loaded from (None: not a checkpoint)
+    checkpoint_epoch: int | None
 
     @property
     def device(self) -> torch.device: ...
@@ -74,6 +76,7 @@ class LoneGenerator(nn.Module):
             "model": model,
             "data": {"crop_size": REFERENCE_CROP_SIZE},
         }
+        self.checkpoint_epoch: int | None = None  # a reference file records no training
 
     @property
     def device(self) -> torch.device:
@@ -107,7 +110,8 @@ def load_task(
 ) -> TranslationTask:
     """The task of a training checkpoint, with its weights, in eval mode on ``device``.
 
-    ``task.run_config`` holds the run's config (``data``, ``model``, ``task``, ...).
+    ``task.run_config`` holds the run's config (``data``, ``model``, ``task``, ...);
+    ``task.checkpoint_epoch`` the checkpoint's (0-based) epoch.
     ``direction`` (``AtoB`` | ``BtoA``) picks the generator of a two-generator (unpaired)
     task; None keeps the checkpoint's. ``contents``: the file, already loaded.
     """
@@ -127,6 +131,7 @@ def load_task(
             f"({first_line(err)})"
         ) from err
     task.run_config = config
+    task.checkpoint_epoch = checkpoint.get("epoch")
     if direction is not None:
         if not hasattr(task, "direction"):
             raise ConfigError(

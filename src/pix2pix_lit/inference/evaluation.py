@@ -148,6 +148,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
     )
     info = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint_epoch": task.checkpoint_epoch,
         "data_root": str(datamodule.root),
         "split": datamodule.test_split,
         "direction": direction,
@@ -172,7 +173,11 @@ def evaluate_by_test_step(
     accelerator = "gpu" if task.device.type == "cuda" else "cpu"
     trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False)
     (scores,) = trainer.test(task, datamodule=datamodule, verbose=False)
-    info = {"ckpt_path": str(Path(ckpt_path).resolve()), "inference": task.inference}
+    info = {
+        "ckpt_path": str(Path(ckpt_path).resolve()),
+        "checkpoint_epoch": task.checkpoint_epoch,
+        "inference": task.inference,
+    }
     metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
     path = output_dir / METRICS_FILE
     path.write_text(json.dumps({**info, "metrics": json_safe(metrics)}, indent=2) + "\n")

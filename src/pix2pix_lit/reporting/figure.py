@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from pix2pix_lit.errors import ConfigError
-from pix2pix_lit.reporting.jobs import Job, split_overrides
+from pix2pix_lit.metrics.fcn_score import PREFIX as FCN_PREFIX
+from pix2pix_lit.reporting.jobs import EVAL_PREFIX, Job, split_overrides
 
 # (title, metrics.csv key, per step) of the loss-curve panels
 CURVES = (
@@ -17,6 +18,10 @@ CURVES = (
     ("train D (real + fake) / 2", "train/D_step", True),
     ("val L1", "val/L1", False),
     ("val accuracy of C_T on G(source)", "val/accuracy", False),
+    # evaluations of the checkpoints along the way (python -m pix2pix_lit.evaluate)
+    ("eval SSIM", f"{EVAL_PREFIX}SSIM", False),
+    ("eval FCN per-pixel accuracy", f"{EVAL_PREFIX}{FCN_PREFIX}pixel_accuracy", False),
+    ("eval label per-pixel accuracy", f"{EVAL_PREFIX}pixel_accuracy", False),
 )
 CURVE_HEIGHT_IN = 3.2
 

@@ -1,5 +1,5 @@
-"""What a finished (or failed) job left in its run folder: overrides, metrics, evaluation
-scores, best checkpoint and last sample grid."""
+"""What a finished (or failed) job left in its run folder: overrides, metrics, evaluations,
+best checkpoint and last sample grid."""
 
 from __future__ import annotations
 
@@ -14,7 +14,24 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pix2pix_lit.errors import DataError
-from pix2pix_lit.metrics.labels import LABEL_METRICS
+
+# the prefix of an evaluation's scores in Job.series ("eval/SSIM", "eval/FCN/mean_IoU")
+EVAL_PREFIX = "eval/"
+
+
+@dataclass
+class Evaluation:
+    """The scores of one ``evaluate`` run written inside the job folder (its ``metrics.json``),
+    and the 0-based epoch of the checkpoint it scored (None: written before evaluate recorded
+    it)."""
+
+    epoch: int | None
+    scores: dict[str, float]
+
+    @property
+    def epochs_trained(self) -> int | None:
+        # the framework's checkpoints are written at the end of an epoch
+        return None if self.epoch is None else self.epoch + 1
 
 
 @dataclass
@@ -24,10 +41,16 @@ class Job:
     path: Path
     overrides: list[str]
     rows: list[dict[str, str]] = field(default_factory=list)
-    label_metrics: dict[str, float] = field(default_factory=dict)
+    # in training order (by the scored checkpoint's epoch; unknown epochs first)
+    evaluations: list[Evaluation] = field(default_factory=list)
     best_checkpoint: str | None = None
     sample: Path | None = None
     wall_time_s: float | None = None
+
+    @property
+    def final_scores(self) -> dict[str, float]:
+        """The scores of the evaluation of the latest checkpoint ({} when none was run)."""
+        return self.evaluations[-1].scores if self.evaluations else {}
 
     def last(self, key: str) -> float | None:
         """The last logged value of ``key``."""
@@ -36,7 +59,16 @@ class Job:
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """``(step, value)`` of every row that logged ``key``; ``train/D_step`` averages the
-        real and fake terms of the discriminator loss."""
+        real and fake terms of the discriminator loss; ``eval/<metric>`` gives the evaluations
+        of checkpoints along the way, at the last step logged in the checkpoint's epoch."""
+        if key.startswith(EVAL_PREFIX):
+            metric = key.removeprefix(EVAL_PREFIX)
+            last_step = {int(row["epoch"]): int(row["step"]) for row in self.rows}
+            return [
+                (last_step[e.epoch], e.scores[metric])
+                for e in self.evaluations
+                if e.epoch in last_step and metric in e.scores
+            ]
         if key == "train/D_step":
             real, fake = self.series("train/D_real_step"), self.series("train/D_fake_step")
             return [(s, (r + f) / 2) for (s, r), (_, f) in zip(real, fake, strict=True)]
@@ -81,11 +113,18 @@ def load_job(path: Path) -> Job:
         # written when the job started and when it last logged
         start = (path / ".hydra" / "config.yaml").stat().st_mtime
         job.wall_time_s = metrics_csv.stat().st_mtime - start
+    undated: list[Evaluation] = []
+    by_epoch: dict[int, Evaluation] = {}
     for report in sorted(path.glob("**/metrics.json")):
-        scores = json.loads(report.read_text()).get("metrics", {})
-        job.label_metrics.update(
-            {k: v for k, v in scores.items() if k in LABEL_METRICS and v is not None}
-        )
+        written = json.loads(report.read_text())
+        scores = {k: v for k, v in written.get("metrics", {}).items() if v is not None}
+        found = Evaluation(written.get("checkpoint_epoch"), scores)
+        # one per epoch: last.ckpt and the checkpoint kept at the last epoch hold one state
+        if found.epoch is None:
+            undated.append(found)
+        else:
+            by_epoch[found.epoch] = found
+    job.evaluations = undated + [by_epoch[epoch] for epoch in sorted(by_epoch)]
     best = sorted((path / "checkpoints").glob("best*.ckpt"))
     job.best_checkpoint = best[-1].name if best else None
     samples = sorted((path / "images").glob("epoch_*.png"))

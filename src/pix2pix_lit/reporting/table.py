@@ -1,15 +1,19 @@
-"""The report's markdown table (one row per job) and its place in a study's README."""
+"""The report's markdown tables (one row per job; per group of seeds; along the way) and
+their place in a study's README."""
 
 from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pix2pix_lit.errors import DataError
+from pix2pix_lit.metrics.fcn_score import PREFIX as FCN_PREFIX
+from pix2pix_lit.metrics.fid import DISTRIBUTION_METRICS
 from pix2pix_lit.metrics.labels import LABEL_METRICS
-from pix2pix_lit.reporting.jobs import Job, split_overrides
+from pix2pix_lit.reporting.jobs import Evaluation, Job, split_overrides
+from pix2pix_lit.reporting.seeds import group_by_seed, is_seed, mean_and_spread, seed_of
 
 BEGIN_MARKER = "<!-- report:begin -->"
 END_MARKER = "<!-- report:end -->"
@@ -34,12 +38,29 @@ SCORE_COLUMNS += tuple(
     for stage in ("val", "test")
     for kind in ("", "_target", "_grayscale_source", "_f_source")
 )
+# the scores of an evaluation (metrics.json) the table shows, titled "<metric> (eval)"
+EVAL_COLUMNS = (
+    "L1",
+    "PSNR",
+    "SSIM",
+    "MS-SSIM",
+    *DISTRIBUTION_METRICS[:2],
+    *(f"{FCN_PREFIX}{k}" for k in LABEL_METRICS),
+    *LABEL_METRICS,
+)
 
 
 def _format(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return f"{value:.4g}"
+
+
+def _format_spread(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    mean, spread = mean_and_spread(values)
+    return _format(mean) + ("" if spread is None else f" ± {spread:.2g}")
 
 
 def _format_duration(seconds: float | None) -> str:
@@ -49,44 +70,119 @@ def _format_duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cells) + " |" for cells in rows),
+    ]
+
+
+def _label(overrides: Sequence[str]) -> str:
+    return " ".join(f"`{o}`" for o in overrides) or "(none)"
+
+
 def markdown_table(jobs: Sequence[Job]) -> str:
-    """One row per job: its own overrides, training length, losses, scores and outputs."""
+    """One row per job: its own overrides, training length, losses, scores and outputs;
+    then, when some jobs differ only in their seed, one row per such group (mean ± sample
+    standard deviation over the seeds), and the evaluations of checkpoints along the way."""
     shared, own = split_overrides(jobs)
     train = [
         (title, key) for title, key in TRAIN_COLUMNS if any(j.last(key) is not None for j in jobs)
     ]
     scores = [key for key in SCORE_COLUMNS if any(j.last(key) is not None for j in jobs)]
-    labels = [key for key in LABEL_METRICS if any(key in j.label_metrics for j in jobs)]
+    evals = [key for key in EVAL_COLUMNS if any(key in j.final_scores for j in jobs)]
     has_l1 = any(j.series("val/L1") for j in jobs)  # not the DTN's, which reports accuracies
     header = ["job", "overrides", "epochs", *(t for t, _ in train)]
     header += [
         *scores,
-        *(f"{k} (eval)" for k in labels),
+        *(f"{k} (eval)" for k in evals),
         *(["best val/L1"] if has_l1 else []),
         "wall time",
         "best checkpoint",
     ]
+    rows = []
+    for job, mine in zip(jobs, own, strict=True):
+        val = [v for _, v in job.series("val/L1")]
+        rows.append(
+            [
+                job.path.name,
+                _label(mine),
+                str(job.epochs) if job.rows else "no metrics",
+                *(_format(job.last(key)) for _, key in train),
+                *(_format(job.last(key)) for key in scores),
+                *(_format(job.final_scores.get(key)) for key in evals),
+                *([_format(min(val)) if val else "–"] if has_l1 else []),
+                _format_duration(job.wall_time_s),
+                f"`{job.best_checkpoint}`" if job.best_checkpoint else "–",
+            ]
+        )
     lines = [
         f"Shared overrides: `{' '.join(shared)}`" if shared else "No shared overrides.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *_rows(header, rows),
     ]
-    for job, mine in zip(jobs, own, strict=True):
-        val = [v for _, v in job.series("val/L1")]
-        cells = [
-            job.path.name,
-            " ".join(f"`{o}`" for o in mine) or "(none)",
-            str(job.epochs) if job.rows else "no metrics",
-            *(_format(job.last(key)) for _, key in train),
-            *(_format(job.last(key)) for key in scores),
-            *(_format(job.label_metrics.get(key)) for key in labels),
-            *([_format(min(val)) if val else "–"] if has_l1 else []),
-            _format_duration(job.wall_time_s),
-            f"`{job.best_checkpoint}`" if job.best_checkpoint else "–",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    groups = group_by_seed(jobs)
+    if any(len(group) > 1 for group in groups):
+        lines += ["", *_across_seeds(groups, scores, evals)]
+    curve = [g for g in groups if len({e.epoch for j in g for e in j.evaluations}) > 1]
+    if curve:
+        lines += ["", *_along_the_way(curve, evals, shared)]
     return "\n".join(lines) + "\n"
+
+
+def _own(group: Sequence[Job], shared: Sequence[str]) -> list[str]:
+    return [o for o in group[0].overrides if o not in shared and not is_seed(o)]
+
+
+def _across_seeds(
+    groups: Sequence[Sequence[Job]], scores: Sequence[str], evals: Sequence[str]
+) -> list[str]:
+    shared, _ = split_overrides([job for group in groups for job in group])
+    header = ["overrides", "seeds", "epochs", *scores, *(f"{k} (eval)" for k in evals)]
+    rows = [
+        [
+            _label(_own(group, shared)),
+            " ".join(seed_of(job) for job in group),
+            "/".join(sorted({str(job.epochs) for job in group})),
+            *(_format_spread(_present(job.last(key) for job in group)) for key in scores),
+            *(
+                _format_spread(_present(job.final_scores.get(key) for job in group))
+                for key in evals
+            ),
+        ]
+        for group in groups
+    ]
+    title = "Across seeds (mean ± sample standard deviation over the seeds; one seed: its value):"
+    return [title, "", *_rows(header, rows)]
+
+
+def _along_the_way(
+    groups: Sequence[Sequence[Job]], evals: Sequence[str], shared: Sequence[str]
+) -> list[str]:
+    header = ["overrides", "epochs", "seeds", *(f"{k} (eval)" for k in evals)]
+    rows = []
+    for group in groups:
+        by_epoch: dict[int, list[Evaluation]] = {}
+        for job in group:
+            for evaluation in job.evaluations:
+                if evaluation.epochs_trained is not None:
+                    by_epoch.setdefault(evaluation.epochs_trained, []).append(evaluation)
+        for epochs, found in sorted(by_epoch.items()):
+            rows.append(
+                [
+                    _label(_own(group, shared)),
+                    str(epochs),
+                    str(len(found)),
+                    *(_format_spread(_present(e.scores.get(key) for e in found)) for key in evals),
+                ]
+            )
+    title = "Evaluations of the checkpoints along the way (mean ± sample standard deviation):"
+    return [title, "", *_rows(header, rows)]
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
 
 
 def update_readme(readme: Path, table: str, figure: Path) -> None:

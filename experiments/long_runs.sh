@@ -8,10 +8,11 @@
 #   SEGMENTER  a task=segmenter checkpoint (default: trained into LOG_DIR/segmenter first,
 #              the command of experiments/fcn_score, about 30 min on one core)
 #   STAGES     which stages, in this order by default (the first ones decide the budget):
-#     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2, a checkpoint every 5
+#     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2 3, a checkpoint every 5
 #                   epochs: the learning curve and the seed-to-seed spread. The row is one
 #                   config in all four studies (tests/test_long_runs.py), so it is
-#                   trained once and every study's table reads it from here.
+#                   trained once and every study's table reads it from here. Four seeds,
+#                   as two jobs run at a time: a third would leave a core idle as long.
 #     loss          loss_ablation: L1, GAN, cGAN, L1+GAN (seed 0)
 #     generator     generator_ablation: the encoder-decoder under L1 and L1+cGAN (seed 0)
 #     patch         patch_size: 1x1, 16x16, 286x286 (seed 0)
@@ -89,7 +90,7 @@ along_the_way() {  # folder: score the checkpoints kept along each job, as the f
 stage() {
   case $1 in
     reference)
-      sweep reference experiment=loss_ablation_l1_cgan seed=0,1,2 "${PIX2PIX[@]}" \
+      sweep reference experiment=loss_ablation_l1_cgan seed=0,1,2,3 "${PIX2PIX[@]}" \
         "${EVERY_5_EPOCHS[@]}"
       evaluate reference "segmenter_ckpt=$SEGMENTER"
       along_the_way reference ;;

@@ -218,12 +218,20 @@ def test_sampler_shares_are_equal_cover_the_epoch_and_resume(num_samples: int) -
     single = list(ResumableRandomSampler(num_samples, 5))
     assert set(single) == {p for share in shares for p in share}
     # a state saved after k samples per process continues every share where it stopped
-    for k in range(len(shares[0]) + 1):
+    for k in range(len(shares[0])):
         state = ResumableRandomSampler(num_samples, 5, replicas, 0).state_dict(consumed=k)
         for rank in range(replicas):
             resumed = ResumableRandomSampler(num_samples, 5, replicas, rank)
             resumed.load_state_dict(state)
             assert list(resumed) == shares[rank][k:]
+    # one saved at the end of the epoch goes on with the whole next epoch, also when iterated
+    # before set_epoch (a loader with workers does): an exhausted epoch would have no batches
+    state = ResumableRandomSampler(num_samples, 5, replicas, 0).state_dict(len(shares[0]))
+    for rank in range(replicas):
+        resumed, next_epoch = (ResumableRandomSampler(num_samples, 5, replicas, rank) for _ in "ab")
+        resumed.load_state_dict(state)
+        next_epoch.set_epoch(1)
+        assert list(resumed) == list(next_epoch) != shares[rank]
 
 
 def test_sync_batchnorm_on_cpu_names_the_key(tmp_path: Path) -> None:

@@ -84,10 +84,16 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the saved epoch where it stopped, the next time it is iterated."""
         self.seed = state["seed"]
+        epoch, consumed = state["epoch"], state["consumed"]
+        if consumed >= self._padded_length():
+            # saved at the end of its epoch (the end-of-epoch checkpoints): the run goes on
+            # with the next epoch, from its start
+            epoch, consumed = epoch + 1, 0
         # Also the current epoch: a loader with workers may create its iterator (and draw
-        # indices) before Lightning calls set_epoch for the resumed epoch.
-        self.epoch = self._resume_epoch = state["epoch"]
-        self._resume_consumed = state["consumed"]
+        # indices) before Lightning calls set_epoch for the resumed epoch; an exhausted epoch
+        # there would end the next one before its first batch.
+        self.epoch = self._resume_epoch = epoch
+        self._resume_consumed = consumed
 
 
 class SizeBatches(Sampler[list[int]]):

@@ -199,6 +199,9 @@ def train(
     same command again to continue from it. ``max_steps`` stops early (for tests).
     """
     dataset = ReferencePairs(data_root / "train", load_size, crop_size, resize)
+    # before the networks: their initial weights come from the seed too (a resume loads them)
+    random.seed(seed)
+    torch.manual_seed(seed)
     generator, discriminator = build_networks(num_downs=int(np.log2(crop_size)))
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -216,9 +219,6 @@ def train(
         random.setstate(saved["python_random"])
         torch.set_rng_state(saved["torch_random"])
         state = saved["progress"]
-    else:
-        random.seed(seed)
-        torch.manual_seed(seed)
     generator.train()
     discriminator.train()
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from helpers import compose_run, run_tiny
 from pix2pix_lit.errors import ConfigError, DataError
-from pix2pix_lit.training.run import explain_loader_failures, train
+from pix2pix_lit.training.run import explain_loader_failures, train, worker_death_cause
 
 
 @pytest.mark.parametrize(
@@ -49,11 +49,14 @@ def test_unknown_generator_is_rejected_at_composition(tmp_path: Path) -> None:
 
 
 class _Dies(Dataset):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
     def __len__(self) -> int:
         return 4
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), self.signum)
         return torch.zeros(1)
 
 
@@ -72,7 +75,15 @@ def test_a_dead_loader_worker_is_reported_with_its_cause() -> None:
         ),
         explain_loader_failures(),
     ):
-        next(iter(DataLoader(_Dies(), num_workers=1)))
+        next(iter(DataLoader(_Dies(signal.SIGKILL), num_workers=1)))
+
+
+def test_a_worker_stopped_from_outside_is_not_called_out_of_memory() -> None:
+    # torch's messages when its SIGCHLD handler saw the worker end
+    killed = "DataLoader worker (pid 17680) is killed by signal: Killed. "
+    terminated = "DataLoader worker (pid 17680) is killed by signal: Terminated. "
+    assert "running out of memory" in worker_death_cause(killed)
+    assert worker_death_cause(terminated).endswith("resume it with ckpt_path=auto")
 
 
 def test_an_error_inside_a_worker_comes_out_as_one_line() -> None:

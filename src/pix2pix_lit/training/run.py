@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,10 +64,23 @@ def explain_loader_failures() -> Iterator[None]:
     except RuntimeError as err:
         if "DataLoader worker" not in str(err):
             raise
+        first = str(err).splitlines()[0]
         raise DataError(
-            f"a data-loader worker died: {str(err).splitlines()[0]}. This is usually the "
-            "system running out of memory: lower data.num_workers or data.batch_size"
+            f"a data-loader worker died: {first.rstrip('. ')}. {worker_death_cause(first)}"
         ) from None
+
+
+def worker_death_cause(message: str) -> str:
+    """What most likely ended a data-loader worker, from torch's message about it."""
+    # torch names the signal when it caught it: SIGKILL ("Killed") is the OOM killer's as a
+    # rule (as is a worker that just vanished); any other came from outside the run
+    stopped = re.search(r"killed by signal: (\w+)", message)
+    if stopped and stopped.group(1) != "Killed":
+        return "It was stopped from outside the run; resume it with ckpt_path=auto"
+    return (
+        "This is usually the system running out of memory: lower data.num_workers or "
+        "data.batch_size"
+    )
 
 
 def train(

@@ -201,3 +201,22 @@ def test_checkpoints_evaluated_along_the_way_give_a_learning_curve(tmp_path: Pat
         ("2", "2", "0.25 ± 0.071"),
         ("3", "2", "0.305 ± 0.0071"),
     ]
+
+
+def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> None:
+    # resumed days later: the folder's files span the gap, the logged count does not
+    job = make_job(tmp_path / "sweep", 0, ["seed=0"], [0.4, 0.3], seconds=3 * 86400)
+    assert load_job(job).wall_time_s == 3 * 86400  # a run from before time/elapsed_s
+    csv_file = job / "csv" / "metrics.csv"
+    lines = csv_file.read_text().splitlines()
+    epoch_ends = [i for i, line in enumerate(lines) if i and line.split(",")[6]]  # G_L1_epoch
+    lines = [
+        f"{line},time/elapsed_s"
+        if i == 0
+        else f"{line},{125.0 * (epoch_ends.index(i) + 1)}"
+        if i in epoch_ends
+        else f"{line},"
+        for i, line in enumerate(lines)
+    ]
+    csv_file.write_text("\n".join(lines) + "\n")
+    assert load_job(job).wall_time_s == 250.0

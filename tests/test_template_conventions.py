@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from helpers import CONF, ONE_BATCH, cli, compose_run, read_metrics, run_tiny
-from pix2pix_lit.callbacks import ThroughputCallback
+from pix2pix_lit.callbacks import ElapsedTime, ThroughputCallback
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.training.extras import TREE_FILE, apply_extras, ignore_known_noise
 
@@ -148,9 +148,26 @@ def test_throughput_counts_all_processes_and_leaves_out_validation() -> None:
     ]
 
 
+def test_elapsed_time_goes_on_from_the_checkpoint_and_leaves_out_the_gap() -> None:
+    first, resumed = ElapsedTime(), ElapsedTime()
+    trainer, module = mock.Mock(), mock.Mock()
+    clock = iter([100.0, 130.0, 131.0, 5000.0, 5010.0])
+    with mock.patch("pix2pix_lit.callbacks.elapsed.time.monotonic", lambda: next(clock)):
+        first.on_train_start(trainer, module)  # t=100
+        first.on_train_epoch_end(trainer, module)  # t=130: 30 s
+        saved = first.state_dict()  # t=131, in the checkpoint; the session dies after it
+        resumed.load_state_dict(saved)  # a later session, hours on
+        resumed.on_train_start(trainer, module)  # t=5000
+        resumed.on_train_epoch_end(trainer, module)  # t=5010
+    logged = [(c.args[0], c.args[1]) for c in module.log.call_args_list]
+    assert logged == [("time/elapsed_s", 30.0), ("time/elapsed_s", 31.0 + 10.0)]
+
+
 def test_img_per_s_reaches_the_csv_log(tmp_path: Path) -> None:
     run_tiny(tmp_path, *ONE_BATCH, "trainer.log_every_n_steps=1")
     rows = read_metrics(tmp_path / "run")
+    (elapsed,) = [float(r["time/elapsed_s"]) for r in rows if r.get("time/elapsed_s")]
+    assert elapsed > 0
     (step,) = [float(r["train/img_per_s"]) for r in rows if r.get("train/img_per_s")]
     (epoch,) = [float(r["train/img_per_s_epoch"]) for r in rows if r.get("train/img_per_s_epoch")]
     assert step > 0 and epoch > 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from pix2pix_lit.callbacks.elapsed import ELAPSED_KEY
 from pix2pix_lit.errors import DataError
 
 # the prefix of an evaluation's scores in Job.series ("eval/SSIM", "eval/FCN/mean_IoU")
@@ -110,9 +111,12 @@ def load_job(path: Path) -> Job:
     if metrics_csv.is_file():
         with metrics_csv.open() as f:
             job.rows = list(csv.DictReader(f))
-        # written when the job started and when it last logged
-        start = (path / ".hydra" / "config.yaml").stat().st_mtime
-        job.wall_time_s = metrics_csv.stat().st_mtime - start
+        # the run's own count over its sessions; else (runs before it was logged) the time
+        # from its start to its last logged row, which counts the gaps between sessions too
+        job.wall_time_s = job.last(ELAPSED_KEY)
+        if job.wall_time_s is None:
+            start = (path / ".hydra" / "config.yaml").stat().st_mtime
+            job.wall_time_s = metrics_csv.stat().st_mtime - start
     undated: list[Evaluation] = []
     by_epoch: dict[int, Evaluation] = {}
     for report in sorted(path.glob("**/metrics.json")):

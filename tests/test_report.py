@@ -213,10 +213,13 @@ def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> No
     lines = [
         f"{line},time/elapsed_s"
         if i == 0
-        else f"{line},{125.0 * (epoch_ends.index(i) + 1)}"
+        else f"{line},{3150.0 * (epoch_ends.index(i) + 1)}"
         if i in epoch_ends
         else f"{line},"
         for i, line in enumerate(lines)
     ]
     csv_file.write_text("\n".join(lines) + "\n")
-    assert load_job(job).wall_time_s == 250.0
+    assert load_job(job).wall_time_s == 6300.0
+    main([str(tmp_path / "sweep")])
+    (row,) = table_rows((tmp_path / "sweep" / "report.md").read_text(), "Shared overrides")
+    assert row["wall time"] == "1:45:00"

@@ -67,7 +67,8 @@ def _format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -124,8 +125,9 @@ def markdown_table(jobs: Sequence[Job]) -> str:
     ]
     groups = group_by_seed(jobs)
     if any(len(group) > 1 for group in groups):
-        lines += ["", *_across_seeds(groups, scores, evals)]
-    curve = [g for g in groups if len({e.epoch for j in g for e in j.evaluations}) > 1]
+        lines += ["", *_across_seeds(groups, scores, evals, shared)]
+    dated = ({e.epoch for j in g for e in j.evaluations if e.epoch is not None} for g in groups)
+    curve = [g for g, epochs in zip(groups, dated, strict=True) if len(epochs) > 1]
     if curve:
         lines += ["", *_along_the_way(curve, evals, shared)]
     return "\n".join(lines) + "\n"
@@ -136,9 +138,11 @@ def _own(group: Sequence[Job], shared: Sequence[str]) -> list[str]:
 
 
 def _across_seeds(
-    groups: Sequence[Sequence[Job]], scores: Sequence[str], evals: Sequence[str]
+    groups: Sequence[Sequence[Job]],
+    scores: Sequence[str],
+    evals: Sequence[str],
+    shared: Sequence[str],
 ) -> list[str]:
-    shared, _ = split_overrides([job for group in groups for job in group])
     header = ["overrides", "seeds", "epochs", *scores, *(f"{k} (eval)" for k in evals)]
     rows = [
         [

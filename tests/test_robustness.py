@@ -67,10 +67,28 @@ def test_signal_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(
     assert not [w for w in recwarn if "not resumable" in str(w.message)]
 
 
+# two epochs of the tiny setup, logged every other step, through the command line
+TWO_EPOCHS_CLI = ("logger=csv", "trainer.max_epochs=2", "trainer.limit_val_batches=1",
+                  "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=2")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a run of TWO_EPOCHS_CLI (no loader workers) and of its data."""
+    root = tmp_path_factory.mktemp("uninterrupted_cli")
+    full = cli(*tiny_cli(root), *TWO_EPOCHS_CLI, f"hydra.run.dir={root / 'run'}", cwd=root)
+    assert full.returncode == 0, full.stderr[-3000:]
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("num_workers", "kill_at"), [(0, 5), (1, 5), (1, 6)])
 def test_a_run_killed_after_an_end_of_epoch_checkpoint_resumes_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, num_workers: int, kill_at: int
+    uninterrupted_cli: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    num_workers: int,
+    kill_at: int,
 ) -> None:
     # SIGKILL, as when the machine is taken away: no handler runs, and the run resumes from
     # the checkpoint written at the end of its first epoch (batch 5 or 6 of 8: in the second).
@@ -78,18 +96,15 @@ def test_a_run_killed_after_an_end_of_epoch_checkpoint_resumes_exactly(
     # drew its indices from the first, exhausted epoch before Lightning set the next one
     tests = str(Path(__file__).parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
-    args = [*tiny_cli(tmp_path), "logger=csv", "trainer.max_epochs=2",
-            "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
-            "trainer.log_every_n_steps=2", f"data.num_workers={num_workers}"]  # fmt: skip
-    full = cli(*args, f"hydra.run.dir={tmp_path / 'full'}", cwd=tmp_path)
-    assert full.returncode == 0, full.stderr[-3000:]
+    args = [*tiny_cli(uninterrupted_cli), *TWO_EPOCHS_CLI, f"data.num_workers={num_workers}"]
     kill = ["+callbacks.fault._target_=helpers.SignalAtBatch", f"+callbacks.fault.batch={kill_at}",
             "+callbacks.fault.signum=SIGKILL"]  # fmt: skip
     run = tmp_path / "run"
     assert cli(*args, *kill, f"hydra.run.dir={run}", cwd=tmp_path).returncode == -9
     resumed = cli(*args, "ckpt_path=last", f"hydra.run.dir={run}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_weights(weights(tmp_path / "full"), weights(run))
+    full = uninterrupted_cli / "run"
+    assert_same_weights(weights(full), weights(run))
 
     # and the run's record: every row once, as the uninterrupted run wrote it, but for the
     # measured times, which differ from one session to the next
@@ -99,7 +114,7 @@ def test_a_run_killed_after_an_end_of_epoch_checkpoint_resumes_exactly(
             for r in rows
         ]
 
-    assert untimed(read_metrics(run)) == untimed(read_metrics(tmp_path / "full"))
+    assert untimed(read_metrics(run)) == untimed(read_metrics(full))
     # the run's time goes on from the checkpoint, not from 0
     elapsed = [float(r["time/elapsed_s"]) for r in read_metrics(run) if r.get("time/elapsed_s")]
     assert len(elapsed) == 2 and elapsed[1] > elapsed[0]

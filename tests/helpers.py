@@ -82,6 +82,15 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def untimed(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Metric rows without the measured times (throughput, elapsed time), which differ from
+    one session of a run to the next."""
+    return [
+        {k: v for k, v in row.items() if "img_per_s" not in k and k != "time/elapsed_s"}
+        for row in rows
+    ]
+
+
 def tiny_cli(tmp_path: Path) -> list[str]:
     """Command-line arguments of the tiny setup, with data and logs under ``tmp_path``."""
     return [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lightning.fabric.plugins.environments.lightning import find_free_network_port
 
-from helpers import ALLOW_MAX_EPOCHS, ONE_BATCH, read_metrics, run_tiny
+from helpers import ALLOW_MAX_EPOCHS, ONE_BATCH, read_metrics, run_tiny, untimed
 from pix2pix_lit.loggers import wandb_logger
 
 
@@ -53,12 +53,7 @@ def test_a_resumed_run_keeps_the_metrics_of_its_earlier_sessions(tmp_path: Path)
     # resuming from an older checkpoint replaces the rows logged after it, once
     resume_epoch0 = (f"ckpt_path={tmp_path / 'epoch0.ckpt'}", ALLOW_MAX_EPOCHS)
     run_tiny(tmp_path, *common, "trainer.max_epochs=2", *resume_epoch0)
-    assert _without_timing(read_metrics(run)) == _without_timing(both)
-
-
-def _without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Metric rows without the measured throughput, which differs from one session to the next."""
-    return [{k: v for k, v in row.items() if "img_per_s" not in k} for row in rows]
+    assert untimed(read_metrics(run)) == untimed(both)
 
 
 @pytest.mark.parametrize("credentials", ["none", "env", "netrc"])

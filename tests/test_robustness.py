@@ -19,7 +19,16 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from helpers import ALLOW_MAX_EPOCHS, TINY, cli, compose_run, read_metrics, run_tiny, tiny_cli
+from helpers import (
+    ALLOW_MAX_EPOCHS,
+    TINY,
+    cli,
+    compose_run,
+    read_metrics,
+    run_tiny,
+    tiny_cli,
+    untimed,
+)
 from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, StorageError, TrainingDivergedError
 from pix2pix_lit.inference.checkpoint import load_task
@@ -106,14 +115,7 @@ def test_a_run_killed_after_an_end_of_epoch_checkpoint_resumes_exactly(
     full = uninterrupted_cli / "run"
     assert_same_weights(weights(full), weights(run))
 
-    # and the run's record: every row once, as the uninterrupted run wrote it, but for the
-    # measured times, which differ from one session to the next
-    def untimed(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-        return [
-            {k: v for k, v in r.items() if "img_per_s" not in k and "elapsed" not in k}
-            for r in rows
-        ]
-
+    # and the run's record: every row once, as the uninterrupted run wrote it
     assert untimed(read_metrics(run)) == untimed(read_metrics(full))
     # the run's time goes on from the checkpoint, not from 0
     elapsed = [float(r["time/elapsed_s"]) for r in read_metrics(run) if r.get("time/elapsed_s")]

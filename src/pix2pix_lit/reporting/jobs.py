@@ -31,7 +31,8 @@ class Evaluation:
 
     @property
     def epochs_trained(self) -> int | None:
-        # the framework's checkpoints are written at the end of an epoch
+        # checkpoints are written at the end of an epoch, except the emergency last.ckpt of an
+        # interrupted run, whose unfinished epoch this counts as trained
         return None if self.epoch is None else self.epoch + 1
 
 

@@ -14,7 +14,13 @@ pytest.importorskip("matplotlib")  # the report's figure (pip install 'pix2pix-l
 
 from pix2pix_lit.report import main
 from pix2pix_lit.reporting.jobs import load_job
-from pix2pix_lit.reporting.table import BEGIN_MARKER, END_MARKER, FIGURE_FILE
+from pix2pix_lit.reporting.seeds import is_seed
+from pix2pix_lit.reporting.table import (
+    BEGIN_MARKER,
+    END_MARKER,
+    FIGURE_FILE,
+    UNLOGGED_WALL_TIME,
+)
 
 HEADER = "epoch,step,train/G_L1_step,train/G_GAN_step,train/D_real_step,train/D_fake_step,"
 HEADER += "train/G_L1_epoch,train/G_GAN_epoch,train/D_real_epoch,train/D_fake_epoch,"
@@ -82,7 +88,7 @@ def test_report_table_has_one_row_per_job(sweep: Path, capsys: pytest.CaptureFix
     assert "pixel_accuracy (eval)" in header and "mean_IoU (eval)" in header
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in lines[4:]
+        for line in lines[4:7]
     }
     assert list(rows) == ["0", "1", "2"]
     cell = dict(zip(header, rows["1"], strict=True))
@@ -91,8 +97,9 @@ def test_report_table_has_one_row_per_job(sweep: Path, capsys: pytest.CaptureFix
     assert (cell["G_L1"], cell["pixel_accuracy (eval)"], cell["wall time"]) == (
         "0.41",
         "0.61",
-        "2:05",
+        "2:05\\*",  # these runs logged no time/elapsed_s: the span of their files, marked
     )
+    assert lines[7:] == ["", UNLOGGED_WALL_TIME]
     assert cell["best checkpoint"] == "`best_epoch000.ckpt`"
     failed = dict(zip(header, rows["2"], strict=True))
     assert failed["epochs"] == "no metrics" and failed["val/L1"] == "–"
@@ -110,12 +117,14 @@ def test_report_figure_shows_each_jobs_last_samples_and_curves(sweep: Path) -> N
 def test_report_rewrites_a_readmes_results_block(sweep: Path, tmp_path: Path) -> None:
     readme = tmp_path / "study" / "README.md"
     readme.parent.mkdir()
-    readme.write_text(f"# Study\n\nintro\n\n{BEGIN_MARKER}\nold\n{END_MARKER}\n\nnotes\n")
+    readme.write_text(
+        f"# Study\n\nintro\n\n{BEGIN_MARKER}\nthe previous results\n{END_MARKER}\n\nnotes\n"
+    )
     for _ in range(2):  # regenerating replaces the block again
         main([str(sweep), "--readme", str(readme)])
     text = readme.read_text()
     assert text.startswith("# Study\n\nintro\n\n") and text.endswith("\n\nnotes\n")
-    assert "old" not in text and text.count(BEGIN_MARKER) == 1
+    assert "the previous results" not in text and text.count(BEGIN_MARKER) == 1
     assert "`loss.lambda_l1=100`" in text and f"![samples and curves]({FIGURE_FILE})" in text
     assert (readme.parent / FIGURE_FILE).is_file()
 
@@ -175,6 +184,12 @@ def test_jobs_that_differ_only_in_seed_form_one_row_with_mean_and_spread(tmp_pat
     assert "along the way" not in table  # one evaluation per job: no learning curve
 
 
+def test_a_seed_is_told_by_its_key_however_the_override_sets_it() -> None:
+    seeds = ["seed=1", "+seed=1", "++seed=1", "~seed"]
+    assert all(is_seed(o) for o in seeds)
+    assert not any(is_seed(o) for o in ["seeds=1", "data.seed=1", "tags=[seed=1]"])
+
+
 def test_a_sweep_of_one_seed_each_has_no_seed_table(sweep: Path) -> None:
     main([str(sweep)])
     assert "Across seeds" not in (sweep / "report.md").read_text()
@@ -206,7 +221,8 @@ def test_checkpoints_evaluated_along_the_way_give_a_learning_curve(tmp_path: Pat
 def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> None:
     # resumed days later: the folder's files span the gap, the logged count does not
     job = make_job(tmp_path / "sweep", 0, ["seed=0"], [0.4, 0.3], seconds=3 * 86400)
-    assert load_job(job).wall_time_s == 3 * 86400  # a run from before time/elapsed_s
+    unlogged = load_job(job)  # a run from before time/elapsed_s
+    assert (unlogged.wall_time_s, unlogged.wall_time_logged) == (3 * 86400, False)
     csv_file = job / "csv" / "metrics.csv"
     lines = csv_file.read_text().splitlines()
     epoch_ends = [i for i, line in enumerate(lines) if i and line.split(",")[6]]  # G_L1_epoch
@@ -223,3 +239,4 @@ def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> No
     main([str(tmp_path / "sweep")])
     (row,) = table_rows((tmp_path / "sweep" / "report.md").read_text(), "Shared overrides")
     assert row["wall time"] == "1:45:00"
+    assert UNLOGGED_WALL_TIME not in (tmp_path / "sweep" / "report.md").read_text()

@@ -15,7 +15,7 @@ pytest.importorskip("wandb")  # the wandb extra (part of dev)
 
 import wandb_records
 from helpers import run_tiny
-from pix2pix_lit.loggers import flat_config
+from pix2pix_lit.loggers import flat_config, override_tags
 
 # one offline W&B run of two epochs: ~25 s on 2 shared cores
 pytestmark = pytest.mark.slow
@@ -62,6 +62,24 @@ def test_flat_config_joins_nested_keys_with_dots() -> None:
         "tags": [],
         "x": {},
     }
+
+
+def test_override_tags_leave_out_paths_tags_and_overlong_overrides() -> None:
+    overrides = (
+        "loss.lambda_l1=10",
+        "+discriminator.n_layers=4",
+        "paths.data_dir=../data",
+        "++paths.log_dir=/tmp/logs",
+        "paths=cluster",
+        "tags=[a,b]",
+        "~callbacks.image_grid",
+        "model.note=" + "x" * 60,
+    )
+    assert override_tags(overrides) == [
+        "loss.lambda_l1=10",
+        "+discriminator.n_layers=4",
+        "~callbacks.image_grid",
+    ]
 
 
 def test_run_config_has_every_key_flattened_and_each_group_choice(run_file: Path) -> None:

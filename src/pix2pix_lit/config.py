@@ -34,6 +34,12 @@ def config_dir() -> Path:
     )
 
 
+def override_key(override: str) -> str:
+    """The config key a command-line override sets: ``seed`` for ``seed=1``, ``+seed=1``,
+    ``++seed=1`` and ``~seed``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def discriminator_channels(conditional: bool, in_channels: int, out_channels: int) -> int:
     """A conditional D sees (x, y) stacked on channels, an unconditional one y alone."""
     return in_channels + out_channels if conditional else out_channels

@@ -21,6 +21,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from pix2pix_lit.config import override_key
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.launching.sweep_job import current_sweep_job
 from pix2pix_lit.utils.images import to_uint8
@@ -28,9 +29,9 @@ from pix2pix_lit.utils.images import to_uint8
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 # W&B rejects longer tags.
 MAX_TAG_LENGTH = 64
-# Overrides not made tags: where files live (paths.*), which is not what was trained, and
-# the tags themselves.
-UNTAGGED_KEYS = ("paths.", "tags=")
+# The top-level keys whose overrides are not made tags: where files live (paths.*), which
+# is not what was trained, and the tags themselves.
+UNTAGGED_KEYS = ("paths", "tags")
 # The W&B summary of each validation metric is its best value over the epochs, so the runs
 # table ranks runs by their best epoch rather than their last.
 SUMMARY_OF_BEST = {"val/L1": "min", "val/PSNR": "max", "val/SSIM": "max"}
@@ -89,7 +90,7 @@ def override_tags(overrides: tuple[str, ...]) -> list[str]:
     return [
         o
         for o in overrides
-        if len(o) <= MAX_TAG_LENGTH and not o.lstrip("+~").startswith(UNTAGGED_KEYS)
+        if len(o) <= MAX_TAG_LENGTH and override_key(o).split(".")[0] not in UNTAGGED_KEYS
     ]
 
 

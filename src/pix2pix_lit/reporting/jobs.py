@@ -48,6 +48,8 @@ class Job:
     best_checkpoint: str | None = None
     sample: Path | None = None
     wall_time_s: float | None = None
+    # False: the run did not log time/elapsed_s, and wall_time_s is the span of its files
+    wall_time_logged: bool = True
 
     @property
     def final_scores(self) -> dict[str, float]:
@@ -116,6 +118,7 @@ def load_job(path: Path) -> Job:
         # from its start to its last logged row, which counts the gaps between sessions too
         job.wall_time_s = job.last(ELAPSED_KEY)
         if job.wall_time_s is None:
+            job.wall_time_logged = False
             start = (path / ".hydra" / "config.yaml").stat().st_mtime
             job.wall_time_s = metrics_csv.stat().st_mtime - start
     undated: list[Evaluation] = []

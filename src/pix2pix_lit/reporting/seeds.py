@@ -6,12 +6,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from pix2pix_lit.config import override_key
 from pix2pix_lit.reporting.jobs import Job
 
 
 def is_seed(override: str) -> bool:
     """Whether ``override`` sets the seed (``seed=1``, ``+seed=1``, ``++seed=1``)."""
-    return override.partition("=")[0].lstrip("+") == "seed"
+    return override_key(override) == "seed"
 
 
 def seed_of(job: Job) -> str:

@@ -48,6 +48,11 @@ EVAL_COLUMNS = (
     *(f"{FCN_PREFIX}{k}" for k in LABEL_METRICS),
     *LABEL_METRICS,
 )
+# under the table when a job's wall time is marked with a (markdown-escaped) asterisk
+UNLOGGED_WALL_TIME = (
+    "\\* the run did not log `time/elapsed_s`: its wall time is the span of its run folder's "
+    "files, which counts the time between the sessions of a resumed run too."
+)
 
 
 def _format(value: float | None) -> str:
@@ -114,7 +119,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
                 *(_format(job.last(key)) for key in scores),
                 *(_format(job.final_scores.get(key)) for key in evals),
                 *([_format(min(val)) if val else "–"] if has_l1 else []),
-                _format_duration(job.wall_time_s),
+                _format_duration(job.wall_time_s) + ("" if job.wall_time_logged else "\\*"),
                 f"`{job.best_checkpoint}`" if job.best_checkpoint else "–",
             ]
         )
@@ -123,6 +128,8 @@ def markdown_table(jobs: Sequence[Job]) -> str:
         "",
         *_rows(header, rows),
     ]
+    if not all(job.wall_time_logged for job in jobs if job.wall_time_s is not None):
+        lines += ["", UNLOGGED_WALL_TIME]
     groups = group_by_seed(jobs)
     if any(len(group) > 1 for group in groups):
         lines += ["", *_across_seeds(groups, scores, evals, shared)]

@@ -17,9 +17,11 @@
 #     generator     generator_ablation: the encoder-decoder under L1 and L1+cGAN (seed 0)
 #     patch         patch_size: 1x1, 16x16, 286x286 (seed 0)
 #     photo2labels  loss_ablation in the other direction: all five losses (seed 0)
-#     recipe        the facades recipe, 100 + 100 epochs, seeds 0 and 1, a checkpoint every
-#                   20 epochs (about 15 h of the 2-core machine: several sessions)
 #     unpaired      paired_vs_unpaired: CycleGAN and U-GAT-IT (seed 0)
+#     recipe        the facades recipe, 100 + 100 epochs, seeds 0 and 1, a checkpoint every
+#                   20 epochs (about 17 h of the 2-core machine: several sessions). Last:
+#                   the studies' tables need all their rows, the recipe's table is read at
+#                   whichever of its checkpoints the time reached.
 # Rerunning resumes: a sweep run again into its folder restores its finished jobs and continues
 # the interrupted one from its last.ckpt (ckpt_path=auto); an evaluation already written is
 # kept. Each stage's wall time goes to LOG_DIR/wall_times.txt.
@@ -28,7 +30,7 @@ shopt -s nullglob  # a stage folder without jobs yet has nothing to score
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 LOG_DIR=${LOG_DIR:-logs/long_128}
-ALL_STAGES="reference loss generator patch photo2labels recipe unpaired"
+ALL_STAGES="reference loss generator patch photo2labels unpaired recipe"
 STAGES=${STAGES:-$ALL_STAGES}
 for name in $STAGES; do
   [[ " $ALL_STAGES " == *" $name "* ]] || {
@@ -110,11 +112,6 @@ stage() {
       sweep photo2labels 'experiment=glob(loss_ablation_*)' data.direction=AtoB seed=0 \
         "${PIX2PIX[@]}"
       evaluate photo2labels ;;
-    recipe)
-      sweep recipe experiment=facades_pix2pix seed=0,1 "${DATA[@]}" model.num_downs=7 "${RUN[@]}" \
-        callbacks.model_checkpoint.save_top_k=-1 +callbacks.model_checkpoint.every_n_epochs=20
-      evaluate recipe "segmenter_ckpt=$SEGMENTER"
-      along_the_way recipe ;;
     unpaired)
       # the two models at once, one core each (each a sweep of its own: their model groups differ)
       sweep cyclegan experiment=facades_cyclegan model=resnet6 seed=0 "${DATA[@]}" \
@@ -126,6 +123,11 @@ stage() {
       wait "$cyclegan"
       evaluate cyclegan "segmenter_ckpt=$SEGMENTER"
       evaluate ugatit "segmenter_ckpt=$SEGMENTER" ;;
+    recipe)
+      sweep recipe experiment=facades_pix2pix seed=0,1 "${DATA[@]}" model.num_downs=7 "${RUN[@]}" \
+        callbacks.model_checkpoint.save_top_k=-1 +callbacks.model_checkpoint.every_n_epochs=20
+      evaluate recipe "segmenter_ckpt=$SEGMENTER"
+      along_the_way recipe ;;
   esac
 }
 

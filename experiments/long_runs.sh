@@ -68,8 +68,11 @@ sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder
 score_once() {  # log, checkpoint, output folder, evaluate overrides...: skipped once written
   local log=$1 ckpt=$2 out=$3
   shift 3
+  # evaluate writes metrics.json last, whole: without one, the folder holds at most the
+  # images of an evaluation stopped midway (a session's end), which overwrite= replaces
   if [ -f "$out/metrics.json" ]; then return 0; fi
-  "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" "$@" >>"$log" 2>&1
+  "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" overwrite=true "$@" \
+    >>"$log" 2>&1
 }
 
 evaluate() {  # folder, extra evaluate overrides...: score every job's final weights once

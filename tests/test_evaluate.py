@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from helpers import ONE_BATCH, TWO_CLASSES, cli, paint, run_main, run_tiny, save_ab, tiny_checkpoint
 from pix2pix_lit import evaluate as evaluate_cli
 from pix2pix_lit.errors import DataError
+from pix2pix_lit.inference import evaluation_report
 from pix2pix_lit.inference.checkpoint import load_task
 from pix2pix_lit.inference.evaluation import (
     data_config,
@@ -210,6 +211,27 @@ def test_existing_outputs_are_kept_unless_overwrite(
     assert f"output_dir={out}" in message and "overwrite=true" in message
     assert run_main(evaluate_cli.main, *args, "overwrite=true") is None
     assert json.loads((out / "metrics.json").read_text())["inference"] == "standard"
+    # stopped midway: its images, no metrics.json (written last)
+    (out / "metrics.json").unlink()
+    message = run_main(evaluate_cli.main, *args)
+    assert message is not None and "an evaluation stopped before it finished" in message
+    assert run_main(evaluate_cli.main, *args, "overwrite=true") is None
+
+
+def test_metrics_json_is_written_last_so_it_marks_a_finished_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    result = evaluate(Identity(), batches([(x, x) for x in images]), tmp_path)
+
+    def stopped(*_: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation_report, "gallery_html", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tmp_path, result, {"ckpt_path": "x.ckpt", "seed": 0})
+    assert not (tmp_path / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # no partial file either
 
 
 # -- bad input ---------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def test_a_finished_job_is_scored_once_on_its_final_weights(
     ]
     assert evaluations == [
         [f"ckpt_path={log_dir}/patch/0/checkpoints/last.ckpt",
-         f"output_dir={log_dir}/patch/0/evaluate", "segmenter_ckpt=segmenter.ckpt"]
+         f"output_dir={log_dir}/patch/0/evaluate", "overwrite=true",
+         "segmenter_ckpt=segmenter.ckpt"]
     ]  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from pix2pix_lit.metrics import DistributionScores, Palette
 from pix2pix_lit.metrics.fcn_score import FCNScore
 from pix2pix_lit.networks import size_rule
 from pix2pix_lit.tasks.base import TranslationTask
+from pix2pix_lit.training.storage import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,9 @@ def evaluate_by_test_step(
     }
     metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}
     path = output_dir / METRICS_FILE
-    path.write_text(json.dumps({**info, "metrics": json_safe(metrics)}, indent=2) + "\n")
+    write_atomically(
+        path, (json.dumps({**info, "metrics": json_safe(metrics)}, indent=2) + "\n").encode()
+    )
     for name, value in metrics.items():
         log.info("%s = %s", name, format_score(value))
     log.info("Wrote %s", path)

@@ -15,6 +15,7 @@ from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.inference import gallery
 from pix2pix_lit.inference.scoring import IMAGES_DIR, ROLES, Evaluation, finite_or_none
 from pix2pix_lit.metrics import PSNR_CAP_DB
+from pix2pix_lit.training.storage import write_atomically
 
 METRICS_FILE = "metrics.json"
 GALLERY_FILE = "index.html"
@@ -32,9 +33,11 @@ def prepare_output_dir(output_dir: str | Path, overwrite: bool) -> Path:
     if images_dir.is_dir():
         previous += [p for role in ROLES for p in images_dir.glob(f"*_{role}.png")]
     if previous and not overwrite:
+        found = ", ".join(sorted({p.relative_to(output_dir).parts[0] for p in previous}))
+        if not (output_dir / METRICS_FILE).exists():
+            found += f"; no {METRICS_FILE}: an evaluation stopped before it finished"
         raise ConfigError(
-            f"output_dir={output_dir} already holds evaluation outputs "
-            f"({', '.join(sorted({p.relative_to(output_dir).parts[0] for p in previous}))}); "
+            f"output_dir={output_dir} already holds evaluation outputs ({found}); "
             "pass overwrite=true to replace them, or choose another output_dir"
         )
     for path in previous:
@@ -58,9 +61,10 @@ def write_report(output_dir: str | Path, evaluation: Evaluation, info: Mapping[s
         "per_class": evaluation.per_class,
         "per_image": [json_safe(r) for r in evaluation.per_image],
     }
-    path = output_dir / METRICS_FILE
-    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     (output_dir / GALLERY_FILE).write_text(gallery_html(evaluation, info))
+    path = output_dir / METRICS_FILE
+    # last and whole: a metrics.json means a finished evaluation (scripts skip those)
+    write_atomically(path, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
     return path
 
 

@@ -184,6 +184,19 @@ def test_jobs_that_differ_only_in_seed_form_one_row_with_mean_and_spread(tmp_pat
     assert "along the way" not in table  # one evaluation per job: no learning curve
 
 
+def test_seeds_still_running_are_left_out_of_the_mean_and_named(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for num, l1 in enumerate([[0.5, 0.3, 0.2], [0.5, 0.3, 0.4], [0.5, 0.1], [0.5, 0.3, 0.3]]):
+        job = make_job(sweep, num, [f"seed={num}"], l1)
+        if num < 2:  # seed 3 finished but is not scored yet
+            write_evaluation(job, "evaluate", len(l1) - 1, SSIM=0.2 + num / 10)
+    main([str(sweep)])
+    (row,) = table_rows((sweep / "report.md").read_text(), "Across seeds")
+    assert (row["seeds"], row["epochs"]) == ("0 1 3; left out, fewer epochs: 2 (2)", "3")
+    assert row["val/L1"] == "0.3 ± 0.1"  # seed 2's 0.1 after 2 epochs is not in it
+    assert row["SSIM (eval)"] == "0.25 ± 0.071 (n=2)"
+
+
 def test_a_seed_is_told_by_its_key_however_the_override_sets_it() -> None:
     seeds = ["seed=1", "+seed=1", "++seed=1", "~seed"]
     assert all(is_seed(o) for o in seeds)

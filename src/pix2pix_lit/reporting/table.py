@@ -61,11 +61,17 @@ def _format(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _format_spread(values: Sequence[float]) -> str:
+def _format_spread(values: Sequence[float], expected: int | None = None) -> str:
+    """Mean ± sample standard deviation; ``(n=k)`` when only k of ``expected`` values exist."""
     if not values:
         return "–"
     mean, spread = mean_and_spread(values)
-    return _format(mean) + ("" if spread is None else f" ± {spread:.2g}")
+    missing = expected is not None and len(values) < expected
+    return (
+        _format(mean)
+        + ("" if spread is None else f" ± {spread:.2g}")
+        + (f" (n={len(values)})" if missing else "")
+    )
 
 
 def _format_duration(seconds: float | None) -> str:
@@ -151,20 +157,29 @@ def _across_seeds(
     shared: Sequence[str],
 ) -> list[str]:
     header = ["overrides", "seeds", "epochs", *scores, *(f"{k} (eval)" for k in evals)]
-    rows = [
-        [
-            _label(_own(group, shared)),
-            " ".join(seed_of(job) for job in group),
-            "/".join(sorted({str(job.epochs) for job in group})),
-            *(_format_spread(_present(job.last(key) for job in group)) for key in scores),
-            *(
-                _format_spread(_present(job.final_scores.get(key) for job in group))
-                for key in evals
-            ),
-        ]
-        for group in groups
-    ]
-    title = "Across seeds (mean ± sample standard deviation over the seeds; one seed: its value):"
+    rows = []
+    for group in groups:
+        # a mean over runs of different lengths (some still running) would describe none
+        epochs = max(job.epochs for job in group)
+        full = [job for job in group if job.epochs == epochs]
+        short = [f"{seed_of(job)} ({job.epochs})" for job in group if job.epochs < epochs]
+        seeds = " ".join(seed_of(job) for job in full)
+        rows.append(
+            [
+                _label(_own(group, shared)),
+                seeds + (f"; left out, fewer epochs: {', '.join(short)}" if short else ""),
+                str(epochs),
+                *(_format_spread(_present(j.last(key) for j in full), len(full)) for key in scores),
+                *(
+                    _format_spread(_present(j.final_scores.get(key) for j in full), len(full))
+                    for key in evals
+                ),
+            ]
+        )
+    title = (
+        "Across seeds (mean ± sample standard deviation over the seeds that trained the most "
+        "epochs; one seed: its value; (n=k): only k of them have the score):"
+    )
     return [title, "", *_rows(header, rows)]
 
 

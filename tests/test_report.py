@@ -28,9 +28,14 @@ HEADER += "val/L1,val/PSNR,val/SSIM"
 
 
 def make_job(
-    sweep: Path, num: int, overrides: list[str], val_l1: list[float], seconds: float = 75.0
+    sweep: Path,
+    num: int,
+    overrides: list[str],
+    val_l1: list[float],
+    seconds: float = 75.0,
+    finished: bool = True,
 ) -> Path:
-    """A finished job's folder as the training entry point leaves it."""
+    """A job's folder as the training entry point leaves it (``finished``: at the end)."""
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -43,6 +48,8 @@ def make_job(
         rows.append(f"{epoch},{step},,,,,0.4{epoch},0.8,0.6,0.7,,,")
     (job / "csv").mkdir()
     (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    if finished:
+        (job / "final_metrics.json").write_text("{}")
     start = (job / ".hydra" / "config.yaml").stat().st_mtime
     os.utime(job / "csv" / "metrics.csv", (start + seconds, start + seconds))
     (job / "checkpoints").mkdir()
@@ -184,13 +191,15 @@ def test_jobs_that_differ_only_in_seed_form_one_row_with_mean_and_spread(tmp_pat
     assert "along the way" not in table  # one evaluation per job: no learning curve
 
 
-def test_seeds_still_running_are_left_out_of_the_mean_and_named(tmp_path: Path) -> None:
+def test_seeds_still_running_are_marked_left_out_of_the_mean_and_named(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     for num, l1 in enumerate([[0.5, 0.3, 0.2], [0.5, 0.3, 0.4], [0.5, 0.1], [0.5, 0.3, 0.3]]):
-        job = make_job(sweep, num, [f"seed={num}"], l1)
+        job = make_job(sweep, num, [f"seed={num}"], l1, finished=num != 2)
         if num < 2:  # seed 3 finished but is not scored yet
             write_evaluation(job, "evaluate", len(l1) - 1, SSIM=0.2 + num / 10)
     main([str(sweep)])
+    jobs = table_rows((sweep / "report.md").read_text(), "No shared overrides.")
+    assert [job["epochs"] for job in jobs] == ["3", "3", "2 (unfinished)", "3"]
     (row,) = table_rows((sweep / "report.md").read_text(), "Across seeds")
     assert (row["seeds"], row["epochs"]) == ("0 1 3; left out, fewer epochs: 2 (2)", "3")
     assert row["val/L1"] == "0.3 ± 0.1"  # seed 2's 0.1 after 2 epochs is not in it

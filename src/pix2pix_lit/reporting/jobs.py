@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from pix2pix_lit.callbacks.elapsed import ELAPSED_KEY
 from pix2pix_lit.errors import DataError
+from pix2pix_lit.training.run_folder import FINAL_METRICS_FILE
 
 # the prefix of an evaluation's scores in Job.series ("eval/SSIM", "eval/FCN/mean_IoU")
 EVAL_PREFIX = "eval/"
@@ -77,6 +78,11 @@ class Job:
             real, fake = self.series("train/D_real_step"), self.series("train/D_fake_step")
             return [(s, (r + f) / 2) for (s, r), (_, f) in zip(real, fake, strict=True)]
         return [(int(row["step"]), float(row[key])) for row in self.rows if row.get(key)]
+
+    @property
+    def finished(self) -> bool:
+        """Whether its training ended (else it is still running, or was stopped)."""
+        return (self.path / FINAL_METRICS_FILE).is_file()
 
     @property
     def epochs(self) -> int:

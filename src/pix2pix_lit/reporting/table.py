@@ -82,6 +82,12 @@ def _format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _epochs(job: Job) -> str:
+    if not job.rows:
+        return "no metrics"
+    return str(job.epochs) + ("" if job.finished else " (unfinished)")
+
+
 def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
@@ -120,7 +126,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
             [
                 job.path.name,
                 _label(mine),
-                str(job.epochs) if job.rows else "no metrics",
+                _epochs(job),
                 *(_format(job.last(key)) for _, key in train),
                 *(_format(job.last(key)) for key in scores),
                 *(_format(job.final_scores.get(key)) for key in evals),

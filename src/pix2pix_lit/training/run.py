@@ -25,6 +25,7 @@ from pix2pix_lit.launching.sweep_job import isolated_run
 from pix2pix_lit.tasks.network_checks import check_input_size
 from pix2pix_lit.training.resume import check_resume_config, resolve_ckpt_path
 from pix2pix_lit.training.run_folder import (
+    FINAL_METRICS_FILE,
     own_run_folder,
     refuse_to_overwrite_checkpoints,
     write_record,
@@ -32,9 +33,6 @@ from pix2pix_lit.training.run_folder import (
 from pix2pix_lit.training.storage import AtomicCheckpointIO, write_atomically
 
 log = logging.getLogger(__name__)
-
-#: The final metrics of a run, in its run folder (``metrics.json`` is the evaluation's).
-FINAL_METRICS_FILE = "final_metrics.json"
 
 
 def instantiate_group(cfg: DictConfig | None) -> list[Any]:

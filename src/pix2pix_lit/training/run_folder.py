@@ -37,6 +37,9 @@ from pix2pix_lit.training.storage import remove_partial_files, write_atomically
 LOCK_FILE = ".owner.lock"
 RECORD_DIR = ".hydra"
 CHECKPOINT_DIR = "checkpoints"
+#: The final metrics of a run, written when its training has ended (``metrics.json`` is the
+#: evaluation's): a run folder without one is still running, or was stopped.
+FINAL_METRICS_FILE = "final_metrics.json"
 # set by launchers in every process of a multi-process (DDP) run; only the first owns the folder
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 

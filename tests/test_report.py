@@ -13,6 +13,7 @@ from PIL import Image
 pytest.importorskip("matplotlib")  # the report's figure (pip install 'pix2pix-lit[report]')
 
 from pix2pix_lit.report import main
+from pix2pix_lit.reporting.figure import trailing_mean
 from pix2pix_lit.reporting.jobs import load_job
 from pix2pix_lit.reporting.seeds import is_seed
 from pix2pix_lit.reporting.table import (
@@ -204,6 +205,11 @@ def test_seeds_still_running_are_marked_left_out_of_the_mean_and_named(tmp_path:
     assert (row["seeds"], row["epochs"]) == ("0 1 3; left out, fewer epochs: 2 (2)", "3")
     assert row["val/L1"] == "0.3 ± 0.1"  # seed 2's 0.1 after 2 epochs is not in it
     assert row["SSIM (eval)"] == "0.25 ± 0.071 (n=2)"
+
+
+def test_the_trend_of_a_long_curve_is_its_trailing_mean() -> None:
+    assert trailing_mean([1.0, 3.0, 5.0, 7.0, 0.0], 3) == [1.0, 2.0, 3.0, 5.0, 4.0]
+    assert trailing_mean([2.0, 4.0], 1) == [2.0, 4.0]
 
 
 def test_a_seed_is_told_by_its_key_however_the_override_sets_it() -> None:

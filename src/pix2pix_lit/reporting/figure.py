@@ -24,6 +24,9 @@ CURVES = (
     ("eval label per-pixel accuracy", f"{EVAL_PREFIX}pixel_accuracy", False),
 )
 CURVE_HEIGHT_IN = 3.2
+# a per-step curve of more points than this many windows is drawn with its trailing mean over
+# len / SMOOTHING_POINTS points on top (a long run logs hundreds of noisy batch losses)
+SMOOTHING_POINTS = 20
 
 
 def draw_figure(jobs: Sequence[Job], path: Path, width_px: int = 1600) -> Path:
@@ -66,11 +69,16 @@ def draw_figure(jobs: Sequence[Job], path: Path, width_px: int = 1600) -> Path:
             if points := job.series(key):
                 steps, values = zip(*points, strict=True)
                 # one colour per job in every panel, whichever jobs a panel leaves out
+                colour, label = f"C{i % 10}", name.split(":")[0]
+                window = max(1, len(values) // SMOOTHING_POINTS) if per_step else 1
+                if window > 1:  # the logged values faint, their trend on top
+                    ax.plot(steps, values, color=colour, linewidth=0.5, alpha=0.25)
+                    values = trailing_mean(values, window)
                 ax.plot(
                     steps,
                     values,
-                    color=f"C{i % 10}",
-                    label=name.split(":")[0],
+                    color=colour,
+                    label=label,
                     linewidth=1,
                     marker=None if per_step else "o",
                 )
@@ -87,6 +95,15 @@ def draw_figure(jobs: Sequence[Job], path: Path, width_px: int = 1600) -> Path:
     # a 256-colour palette (octree keeps the curves' colours) makes the figure ~4x smaller
     rendered.convert("RGB").quantize(256, Image.Quantize.FASTOCTREE).save(path, optimize=True)
     return path
+
+
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    means, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - window] if i >= window else 0.0)
+        means.append(total / min(i + 1, window))
+    return means
 
 
 def _wrap(text: str, width: int = 40) -> str:

@@ -185,7 +185,7 @@ def test_cli_writes_images_metrics_and_gallery(ckpt: Path, tmp_path: Path) -> No
     assert report["count"] == 4 and report["split"] == "test"
     assert (report["inference"], report["seed"]) == ("paper", 0)
     assert report["ckpt_path"] == str(ckpt.resolve())
-    assert report["checkpoint_epoch"] == 0  # trained one epoch
+    assert (report["checkpoint_epoch"], report["checkpoint_epochs_trained"]) == (0, 1)
     assert set(report["metrics"]) == {"L1", "PSNR", "SSIM"}
     assert 0 < report["metrics"]["L1"] < 2
     names = [r["name"] for r in report["per_image"]]

@@ -158,10 +158,15 @@ def test_absolute_paths_in_overrides_are_written_relative_to_the_working_directo
     ]
 
 
-def write_evaluation(job: Path, folder: str, epoch: int | None, **scores: float) -> None:
-    """An ``evaluate`` run's metrics.json inside the job (``epoch``: the checkpoint's)."""
+def write_evaluation(
+    job: Path, folder: str, epoch: int | None, trained: int | None = None, **scores: float
+) -> None:
+    """An ``evaluate`` run's metrics.json inside the job (``epoch``: the checkpoint's;
+    ``trained``: its whole epochs, when recorded)."""
     (job / folder).mkdir(parents=True)
-    written = {"checkpoint_epoch": epoch, "metrics": scores}
+    written: dict = {"checkpoint_epoch": epoch, "metrics": scores}
+    if trained is not None:
+        written["checkpoint_epochs_trained"] = trained
     (job / folder / "metrics.json").write_text(json.dumps(written))
 
 
@@ -244,6 +249,26 @@ def test_checkpoints_evaluated_along_the_way_give_a_learning_curve(tmp_path: Pat
         ("2", "2", "0.25 ± 0.071"),
         ("3", "2", "0.305 ± 0.0071"),
     ]
+
+
+def test_a_mid_epoch_checkpoint_is_the_final_score_but_not_on_the_learning_curve(
+    tmp_path: Path,
+) -> None:
+    sweep = tmp_path / "sweep"
+    job = make_job(sweep, 0, ["seed=0"], [0.5, 0.4, 0.35], finished=False)
+    write_evaluation(job, "checkpoints/best_epoch000_evaluate", 0, trained=1, SSIM=0.1)
+    write_evaluation(job, "checkpoints/best_epoch001_evaluate", 1, trained=2, SSIM=0.2)
+    write_evaluation(job, "evaluate", 2, trained=2, SSIM=0.25)  # stopped inside epoch 2
+    loaded = load_job(job)
+    assert [(e.epochs_trained, e.at_epoch_end) for e in loaded.evaluations] == [
+        (1, True),
+        (2, True),
+        (2, False),
+    ]
+    assert loaded.final_scores == {"SSIM": 0.25}
+    main([str(sweep)])
+    curve = table_rows((sweep / "report.md").read_text(), "along the way")
+    assert [(r["epochs"], r["SSIM (eval)"]) for r in curve] == [("1", "0.1"), ("2", "0.2")]
 
 
 def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> None:

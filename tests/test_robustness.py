@@ -29,6 +29,7 @@ from helpers import (
     tiny_cli,
     untimed,
 )
+from pix2pix_lit.checkpoint_file import epochs_trained
 from pix2pix_lit.data import SyntheticPairedDataModule
 from pix2pix_lit.errors import ConfigError, StorageError, TrainingDivergedError
 from pix2pix_lit.inference.checkpoint import load_task
@@ -69,9 +70,12 @@ def test_signal_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(
     # into it: the case in which Lightning warns that the loader is not resumable)
     assert saved["epoch"] == 1
     assert saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"] == 1
+    assert epochs_trained(saved) == 1  # the unfinished second epoch is not counted
     # resume in place: same run dir, ckpt_path=last
     run_tiny(tmp_path, *THREE_EPOCHS, *workers, "ckpt_path=last", out="run")
     assert_same_weights(weights(uninterrupted), weights(tmp_path / "run"))
+    resumed = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert epochs_trained(resumed) == 3
     # Lightning's "dataloader is not resumable ... unreliable results" would contradict that
     assert not [w for w in recwarn if "not resumable" in str(w.message)]
 

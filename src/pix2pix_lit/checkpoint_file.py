@@ -52,6 +52,20 @@ def load_file(ckpt_path: str | Path) -> Any:
         ) from err
 
 
+def epochs_trained(checkpoint: dict[str, Any]) -> int | None:
+    """The whole epochs of training in a Lightning checkpoint (None: it records no epoch).
+
+    ``epoch`` is the 0-based epoch the checkpoint was saved in. A checkpoint of an epoch's end
+    has its last batch done; the emergency checkpoint of an interrupted run does not, and the
+    unfinished epoch is not counted.
+    """
+    epoch = checkpoint.get("epoch")
+    if epoch is None:
+        return None
+    batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    return epoch if batches and not batches.get("is_last_batch", True) else epoch + 1
+
+
 def read_checkpoint(ckpt_path: str | Path, contents: Any = None) -> dict[str, Any]:
     """A pix2pix_lit checkpoint's dict (``contents``, the loaded file, or the file read now),
     checking it is one."""

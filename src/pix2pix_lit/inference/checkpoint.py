@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from pix2pix_lit.checkpoint_file import (
     CONFIG_KEY,
+    epochs_trained,
     first_line,
     list_keys,
     load_file,
@@ -48,8 +49,10 @@ class Translator(Protocol):
 
     inference: str
     run_config: dict[str, Any] | None
-    # Lightning's 0-based epoch of the checkpoint it was loaded from (None: not a checkpoint)
+    # Lightning's 0-based epoch of the checkpoint it was loaded from, and the whole epochs it
+    # had trained (one fewer for an interrupted run's mid-epoch checkpoint); None: not one
     checkpoint_epoch: int | None
+    checkpoint_epochs_trained: int | None
 
     @property
     def device(self) -> torch.device: ...
@@ -76,7 +79,9 @@ class LoneGenerator(nn.Module):
             "model": model,
             "data": {"crop_size": REFERENCE_CROP_SIZE},
         }
-        self.checkpoint_epoch: int | None = None  # a reference file records no training
+        # a reference file records no training
+        self.checkpoint_epoch: int | None = None
+        self.checkpoint_epochs_trained: int | None = None
 
     @property
     def device(self) -> torch.device:
@@ -111,7 +116,8 @@ def load_task(
     """The task of a training checkpoint, with its weights, in eval mode on ``device``.
 
     ``task.run_config`` holds the run's config (``data``, ``model``, ``task``, ...);
-    ``task.checkpoint_epoch`` the checkpoint's (0-based) epoch.
+    ``task.checkpoint_epoch`` the checkpoint's (0-based) epoch, ``checkpoint_epochs_trained``
+    the whole epochs it had trained.
     ``direction`` (``AtoB`` | ``BtoA``) picks the generator of a two-generator (unpaired)
     task; None keeps the checkpoint's. ``contents``: the file, already loaded.
     """
@@ -132,6 +138,7 @@ def load_task(
         ) from err
     task.run_config = config
     task.checkpoint_epoch = checkpoint.get("epoch")
+    task.checkpoint_epochs_trained = epochs_trained(checkpoint)
     if direction is not None:
         if not hasattr(task, "direction"):
             raise ConfigError(

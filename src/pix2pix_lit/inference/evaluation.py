@@ -150,6 +150,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
     info = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "checkpoint_epoch": task.checkpoint_epoch,
+        "checkpoint_epochs_trained": task.checkpoint_epochs_trained,
         "data_root": str(datamodule.root),
         "split": datamodule.test_split,
         "direction": direction,
@@ -177,6 +178,7 @@ def evaluate_by_test_step(
     info = {
         "ckpt_path": str(Path(ckpt_path).resolve()),
         "checkpoint_epoch": task.checkpoint_epoch,
+        "checkpoint_epochs_trained": task.checkpoint_epochs_trained,
         "inference": task.inference,
     }
     metrics = {k.removeprefix("test/"): float(v) for k, v in scores.items()}

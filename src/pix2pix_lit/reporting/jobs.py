@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -24,17 +25,27 @@ EVAL_PREFIX = "eval/"
 @dataclass
 class Evaluation:
     """The scores of one ``evaluate`` run written inside the job folder (its ``metrics.json``),
-    and the 0-based epoch of the checkpoint it scored (None: written before evaluate recorded
-    it)."""
+    the 0-based epoch of the checkpoint it scored and the whole epochs that checkpoint had
+    trained (None: written before evaluate recorded them)."""
 
     epoch: int | None
+    epochs_trained: int | None
     scores: dict[str, float]
 
+    @classmethod
+    def from_report(cls, written: dict[str, Any]) -> Evaluation:
+        """From a ``metrics.json``; one written before ``checkpoint_epochs_trained`` was
+        recorded counts its checkpoint's epoch as trained, as an epoch-end checkpoint has."""
+        epoch = written.get("checkpoint_epoch")
+        trained = written.get("checkpoint_epochs_trained", None if epoch is None else epoch + 1)
+        scores = {k: v for k, v in written.get("metrics", {}).items() if v is not None}
+        return cls(epoch, trained, scores)
+
     @property
-    def epochs_trained(self) -> int | None:
-        # checkpoints are written at the end of an epoch, except the emergency last.ckpt of an
-        # interrupted run, whose unfinished epoch this counts as trained
-        return None if self.epoch is None else self.epoch + 1
+    def at_epoch_end(self) -> bool:
+        """Whether it scored a checkpoint of an epoch's end (not an interrupted run's
+        mid-epoch one), so that it lies on a learning curve by epochs."""
+        return self.epoch is not None and self.epochs_trained == self.epoch + 1
 
 
 @dataclass
@@ -128,17 +139,15 @@ def load_job(path: Path) -> Job:
             start = (path / ".hydra" / "config.yaml").stat().st_mtime
             job.wall_time_s = metrics_csv.stat().st_mtime - start
     undated: list[Evaluation] = []
-    by_epoch: dict[int, Evaluation] = {}
+    by_progress: dict[tuple[int, int], Evaluation] = {}
     for report in sorted(path.glob("**/metrics.json")):
-        written = json.loads(report.read_text())
-        scores = {k: v for k, v in written.get("metrics", {}).items() if v is not None}
-        found = Evaluation(written.get("checkpoint_epoch"), scores)
-        # one per epoch: last.ckpt and the checkpoint kept at the last epoch hold one state
-        if found.epoch is None:
+        found = Evaluation.from_report(json.loads(report.read_text()))
+        # one per state: last.ckpt and the checkpoint kept at the last epoch hold the same one
+        if found.epoch is None or found.epochs_trained is None:
             undated.append(found)
         else:
-            by_epoch[found.epoch] = found
-    job.evaluations = undated + [by_epoch[epoch] for epoch in sorted(by_epoch)]
+            by_progress[found.epoch, found.epochs_trained] = found
+    job.evaluations = undated + [by_progress[key] for key in sorted(by_progress)]
     best = sorted((path / "checkpoints").glob("best*.ckpt"))
     job.best_checkpoint = best[-1].name if best else None
     samples = sorted((path / "images").glob("epoch_*.png"))

@@ -145,7 +145,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
     groups = group_by_seed(jobs)
     if any(len(group) > 1 for group in groups):
         lines += ["", *_across_seeds(groups, scores, evals, shared)]
-    dated = ({e.epoch for j in g for e in j.evaluations if e.epoch is not None} for g in groups)
+    dated = ({e.epoch for j in g for e in j.evaluations if e.at_epoch_end} for g in groups)
     curve = [g for g, epochs in zip(groups, dated, strict=True) if len(epochs) > 1]
     if curve:
         lines += ["", *_along_the_way(curve, evals, shared)]
@@ -198,7 +198,7 @@ def _along_the_way(
         by_epoch: dict[int, list[Evaluation]] = {}
         for job in group:
             for evaluation in job.evaluations:
-                if evaluation.epochs_trained is not None:
+                if evaluation.at_epoch_end:
                     by_epoch.setdefault(evaluation.epochs_trained, []).append(evaluation)
         for epochs, found in sorted(by_epoch.items()):
             rows.append(

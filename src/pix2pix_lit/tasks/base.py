@@ -79,7 +79,9 @@ class TranslationTask(L.LightningModule):
         self.loss_log = LossLog()
         self.seeded_evaluation = SeededEvaluation(validation_seed)
         self.run_config: dict[str, Any] | None = None
-        self.checkpoint_epoch: int | None = None  # set when loaded for inference (load_task)
+        # set when loaded for inference (load_task)
+        self.checkpoint_epoch: int | None = None
+        self.checkpoint_epochs_trained: int | None = None
         # training images of the run a resume started from (None: a fresh start)
         self._resumed_train_size: int | None = None
         self.val_l1 = MeanMetric()

@@ -217,6 +217,15 @@ def test_the_trend_of_a_long_curve_is_its_trailing_mean() -> None:
     assert trailing_mean([2.0, 4.0], 1) == [2.0, 4.0]
 
 
+def test_jobs_of_several_sweeps_are_named_by_their_sweep_folder(tmp_path: Path) -> None:
+    # each sweep numbers its jobs from 0: a bare number would name two jobs
+    for study in ("reference", "loss"):
+        make_job(tmp_path / study, 0, [f"experiment={study}", "seed=0"], [0.5, 0.4])
+    main([str(tmp_path / "reference"), str(tmp_path / "loss"), "--out", str(tmp_path)])
+    rows = table_rows((tmp_path / "report.md").read_text(), "Shared overrides")
+    assert [row["job"] for row in rows] == ["reference/0", "loss/0"]
+
+
 def test_a_seed_is_told_by_its_key_however_the_override_sets_it() -> None:
     seeds = ["seed=1", "+seed=1", "++seed=1", "~seed"]
     assert all(is_seed(o) for o in seeds)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pix2pix_lit.errors import UserError
 from pix2pix_lit.reporting.figure import draw_figure
-from pix2pix_lit.reporting.jobs import find_job_dirs, load_job
+from pix2pix_lit.reporting.jobs import load_jobs
 from pix2pix_lit.reporting.table import FIGURE_FILE, TABLE_FILE, markdown_table, update_readme
 
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, help="a README to put the table and figure into")
     args = parser.parse_args(argv)
     try:
-        jobs = [load_job(p) for d in args.dirs for p in find_job_dirs(d)]
+        jobs = load_jobs(args.dirs)
         out = args.out or args.dirs[0]
         table = markdown_table(jobs)
         out.mkdir(parents=True, exist_ok=True)

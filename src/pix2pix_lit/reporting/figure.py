@@ -43,7 +43,7 @@ def draw_figure(jobs: Sequence[Job], path: Path, width_px: int = 1600) -> Path:
     _, own = split_overrides(jobs)
     # "$" would switch matplotlib to math mode (overrides may hold ${...} interpolations)
     names = [
-        f"{job.path.name}: " + (" ".join(mine) or "(no overrides)").replace("$", r"\$")
+        f"{job.name}: " + (" ".join(mine) or "(no overrides)").replace("$", r"\$")
         for job, mine in zip(jobs, own, strict=True)
     ]
     samples = [Image.open(job.sample).convert("RGB") if job.sample else None for job in jobs]

@@ -54,6 +54,8 @@ class Job:
 
     path: Path
     overrides: list[str]
+    # what the report calls it: its folder's name, "<sweep folder>/<job>" among several sweeps
+    name: str = ""
     rows: list[dict[str, str]] = field(default_factory=list)
     # in training order (by the scored checkpoint's epoch; unknown epochs first)
     evaluations: list[Evaluation] = field(default_factory=list)
@@ -122,11 +124,16 @@ def find_job_dirs(path: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: int(p.name) if p.name.isdigit() else math.inf)
 
 
-def load_job(path: Path) -> Job:
-    """Read one job folder; a job that wrote no metrics yet gets an empty ``rows``."""
+def load_job(path: Path, name: str | None = None) -> Job:
+    """Read one job folder (``name``: what to call it, by default its folder's name); a job
+    that wrote no metrics yet gets an empty ``rows``."""
     # as written: overrides may hold interpolations, which only resolve inside the job
     overrides = OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
-    job = Job(path=path, overrides=[relative_override(str(o)) for o in overrides or []])
+    job = Job(
+        path=path,
+        overrides=[relative_override(str(o)) for o in overrides or []],
+        name=name or path.name,
+    )
     metrics_csv = path / "csv" / "metrics.csv"
     if metrics_csv.is_file():
         with metrics_csv.open() as f:
@@ -153,6 +160,16 @@ def load_job(path: Path) -> Job:
     samples = sorted((path / "images").glob("epoch_*.png"))
     job.sample = samples[-1] if samples else None
     return job
+
+
+def load_jobs(dirs: Sequence[Path]) -> list[Job]:
+    """The jobs of each multirun (or run) folder in turn; among several folders a job is
+    called ``<folder>/<job>``, as sweeps number their jobs from 0 each."""
+    return [
+        load_job(job, f"{folder.name}/{job.name}" if len(dirs) > 1 and job != folder else None)
+        for folder in dirs
+        for job in find_job_dirs(folder)
+    ]
 
 
 def split_overrides(jobs: Sequence[Job]) -> tuple[list[str], list[list[str]]]:

@@ -124,7 +124,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
         val = [v for _, v in job.series("val/L1")]
         rows.append(
             [
-                job.path.name,
+                job.name,
                 _label(mine),
                 _epochs(job),
                 *(_format(job.last(key)) for _, key in train),

@@ -19,7 +19,7 @@
 #     photo2labels  loss_ablation in the other direction: all five losses (seed 0)
 #     unpaired      paired_vs_unpaired: CycleGAN and U-GAT-IT (seed 0)
 #     recipe        the facades recipe, 100 + 100 epochs, seeds 0 and 1, a checkpoint every
-#                   20 epochs (about 17 h of the 2-core machine: several sessions). Last:
+#                   20 epochs (about 19 h of the 2-core machine: several sessions). Last:
 #                   the studies' tables need all their rows, the recipe's table is read at
 #                   whichever of its checkpoints the time reached.
 # Rerunning resumes: a sweep run again into its folder restores its finished jobs and continues

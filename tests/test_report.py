@@ -246,12 +246,16 @@ def test_checkpoints_evaluated_along_the_way_give_a_learning_curve(tmp_path: Pat
         write_evaluation(job, "checkpoints/best_epoch000_evaluate", 0, SSIM=0.1)
         write_evaluation(job, "checkpoints/best_epoch002_evaluate", 2, SSIM=0.3 + seed / 100)
         write_evaluation(job, "z_middle", 1, SSIM=0.2 + seed / 10)
+        for epoch in (0, 1):  # kept every epoch (save_top_k=-1), beside make_job's best
+            (job / "checkpoints" / f"best_epoch{epoch:03d}.ckpt").write_bytes(b"")
     job = load_job(sweep / "0")
     assert [e.epochs_trained for e in job.evaluations] == [1, 2, 3]  # last.ckpt counted once
     assert job.final_scores == {"SSIM": 0.3}
     # at the last logged step of each checkpoint's epoch, on the loss curves' axis
     assert job.series("eval/SSIM") == [(9, 0.1), (19, 0.2), (29, 0.3)]
     main([str(sweep)])
+    (row, _) = table_rows((sweep / "report.md").read_text(), "No shared overrides.")
+    assert row["best checkpoint"] == "3 kept, `best_epoch000.ckpt` … `best_epoch002.ckpt`"
     curve = table_rows((sweep / "report.md").read_text(), "along the way")
     assert [(r["epochs"], r["seeds"], r["SSIM (eval)"]) for r in curve] == [
         ("1", "2", "0.1 ± 0"),

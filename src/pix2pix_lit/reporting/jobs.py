@@ -59,7 +59,9 @@ class Job:
     rows: list[dict[str, str]] = field(default_factory=list)
     # in training order (by the scored checkpoint's epoch; unknown epochs first)
     evaluations: list[Evaluation] = field(default_factory=list)
-    best_checkpoint: str | None = None
+    # the model checkpoint callback's files (best_*.ckpt), in name order: the best one, or
+    # several when it keeps more (save_top_k=-1 with every_n_epochs keeps them periodically)
+    kept_checkpoints: list[str] = field(default_factory=list)
     sample: Path | None = None
     wall_time_s: float | None = None
     # False: the run did not log time/elapsed_s, and wall_time_s is the span of its files
@@ -156,7 +158,7 @@ def load_job(path: Path, name: str | None = None) -> Job:
             by_progress[found.epoch, found.epochs_trained] = found
     job.evaluations = undated + [by_progress[key] for key in sorted(by_progress)]
     best = sorted((path / "checkpoints").glob("best*.ckpt"))
-    job.best_checkpoint = best[-1].name if best else None
+    job.kept_checkpoints = [p.name for p in best]
     samples = sorted((path / "images").glob("epoch_*.png"))
     job.sample = samples[-1] if samples else None
     return job

@@ -88,6 +88,13 @@ def _epochs(job: Job) -> str:
     return str(job.epochs) + ("" if job.finished else " (unfinished)")
 
 
+def _kept(checkpoints: Sequence[str]) -> str:
+    # several kept are not "the best" one: name the range rather than pick one
+    if len(checkpoints) > 1:
+        return f"{len(checkpoints)} kept, `{checkpoints[0]}` … `{checkpoints[-1]}`"
+    return f"`{checkpoints[0]}`" if checkpoints else "–"
+
+
 def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
@@ -132,7 +139,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
                 *(_format(job.final_scores.get(key)) for key in evals),
                 *([_format(min(val)) if val else "–"] if has_l1 else []),
                 _format_duration(job.wall_time_s) + ("" if job.wall_time_logged else "\\*"),
-                f"`{job.best_checkpoint}`" if job.best_checkpoint else "–",
+                _kept(job.kept_checkpoints),
             ]
         )
     lines = [

@@ -44,6 +44,8 @@ RUN=(perf=fast trainer=cpu data.num_workers=1 trainer.enable_progress_bar=false
 # the studies' budget: 10 + 10 epochs, 8,000 steps of batch 1
 BUDGET=(scheduler.n_epochs=10 scheduler.n_epochs_decay=10)
 PIX2PIX=("${DATA[@]}" model.num_downs=7 "${BUDGET[@]}" "${RUN[@]}")
+# the reference stage's: every 5th epoch's kept as best_epochNNN.ckpt (the stage began before
+# callbacks.periodic_checkpoint existed, and its resumed jobs keep the overrides they began with)
 EVERY_5_EPOCHS=(callbacks.model_checkpoint.save_top_k=-1
                 +callbacks.model_checkpoint.every_n_epochs=5)
 
@@ -86,7 +88,8 @@ evaluate() {  # folder, extra evaluate overrides...: score every job's final wei
 
 along_the_way() {  # folder: score the checkpoints kept along each job, as the final weights
   local folder=$1 ckpt
-  for ckpt in "$LOG_DIR/$folder"/*/checkpoints/best_epoch*.ckpt; do
+  for ckpt in "$LOG_DIR/$folder"/*/checkpoints/best_epoch*.ckpt \
+              "$LOG_DIR/$folder"/*/checkpoints/epoch*.ckpt; do
     score_once "$LOG_DIR/$folder.log" "$ckpt" "${ckpt%.ckpt}_evaluate" \
       "segmenter_ckpt=$SEGMENTER"
   done
@@ -128,7 +131,7 @@ stage() {
       evaluate ugatit "segmenter_ckpt=$SEGMENTER" ;;
     recipe)
       sweep recipe experiment=facades_pix2pix seed=0,1 "${DATA[@]}" model.num_downs=7 "${RUN[@]}" \
-        callbacks.model_checkpoint.save_top_k=-1 +callbacks.model_checkpoint.every_n_epochs=20
+        callbacks.periodic_checkpoint.every_n_epochs=20
       evaluate recipe "segmenter_ckpt=$SEGMENTER"
       along_the_way recipe ;;
   esac

@@ -135,6 +135,28 @@ def test_a_finished_job_is_scored_once_on_its_final_weights(
     ]  # fmt: skip
 
 
+def test_the_checkpoints_kept_along_the_way_are_scored_too(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    checkpoints = log_dir / "recipe" / "0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("best_epoch005.ckpt", "epoch019.ckpt", "last.ckpt"):
+        (checkpoints / name).write_bytes(b"")
+    assert run_script(python, log_dir, STAGES="recipe").returncode == 0
+    scored = [
+        c[3].removeprefix("output_dir=")
+        for c in map(json.loads, record.read_text().splitlines())
+        if "pix2pix_lit.evaluate" in c
+    ]
+    assert scored == [
+        f"{log_dir}/recipe/0/evaluate",
+        f"{checkpoints}/best_epoch005_evaluate",  # the best callback's (every 5th: reference)
+        f"{checkpoints}/epoch019_evaluate",  # callbacks.periodic_checkpoint's
+    ]
+
+
 def test_an_unknown_stage_is_refused_before_anything_runs(
     recorded: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -302,7 +302,9 @@ def test_test_true_evaluates_the_best_checkpoint_on_the_test_split(tmp_path: Pat
     # the best checkpoint by a metric that only falls (the learning rate) is epoch 0's
     best_is_first = ("callbacks.model_checkpoint.monitor=train/lr_G",
                      "callbacks.model_checkpoint.mode=max")  # fmt: skip
-    common = ("scheduler.n_epochs=0", "scheduler.n_epochs_decay=2", *best_is_first)
+    # the periodic checkpoints' newest is the last weights: test=true must not take it as best
+    periodic = "callbacks.periodic_checkpoint.every_n_epochs=1"
+    common = ("scheduler.n_epochs=0", "scheduler.n_epochs_decay=2", *best_is_first, periodic)
     metrics = run_tiny(tmp_path, *common, "test=true")
     checkpoints = tmp_path / "run" / "checkpoints"
     cfg = compose_run([*TINY, f"paths.data_dir={tmp_path / 'data'}"], tmp_path / "check")

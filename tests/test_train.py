@@ -289,6 +289,20 @@ def test_cli_missing_data_root_names_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_periodic_checkpoints_are_kept_beside_the_best_and_the_last(tmp_path: Path) -> None:
+    run_tiny(tmp_path, "scheduler.n_epochs=0", "scheduler.n_epochs_decay=4",
+             "callbacks.model_checkpoint.monitor=train/lr_G", "callbacks.model_checkpoint.mode=max",
+             "callbacks.periodic_checkpoint.every_n_epochs=2")  # fmt: skip
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "best_epoch000.ckpt",
+        "epoch001.ckpt",
+        "epoch003.ckpt",
+        "last.ckpt",
+    ]
+    assert torch.load(checkpoints / "epoch001.ckpt", weights_only=False)["epoch"] == 1
+
+
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:
     # monitor the learning rate, which only falls: the best checkpoint stays at epoch 0
     run_tiny(tmp_path, "scheduler.n_epochs=0", "scheduler.n_epochs_decay=3",

@@ -14,8 +14,8 @@ class PeriodicCheckpoint(ModelCheckpoint):
 
     Lightning's ``ModelCheckpoint`` with no monitored metric and no limit on the files kept,
     as a class of its own: Lightning keys a callback's state in a checkpoint by its class and
-    settings, and at every epoch those settings are the ones of the callback that writes
-    ``last.ckpt``, so two plain ``ModelCheckpoint``s could not be saved together.
+    settings, and with ``every_n_epochs=1`` those settings are the ones of the callback that
+    writes ``last.ckpt``; two plain ``ModelCheckpoint``s would then stop the Trainer at start.
     """
 
     def __init__(self, dirpath: str | Path, every_n_epochs: int = 0) -> None:

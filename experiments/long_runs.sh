@@ -50,6 +50,12 @@ EVERY_5_EPOCHS=(callbacks.model_checkpoint.save_top_k=-1
                 +callbacks.model_checkpoint.every_n_epochs=5)
 
 mkdir -p "$LOG_DIR"
+# one script per LOG_DIR: a second would start the same sweeps' remaining jobs beside the first
+exec 9>"$LOG_DIR/.long_runs.lock"
+flock -n 9 || {
+  echo "error: another long_runs.sh is running on LOG_DIR=$LOG_DIR; wait for it or stop it" >&2
+  exit 1
+}
 if [ -z "${SEGMENTER:-}" ]; then
   SEGMENTER=$LOG_DIR/segmenter/checkpoints/last.ckpt
   [ -f "$LOG_DIR/segmenter.done" ] || {

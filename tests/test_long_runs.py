@@ -4,6 +4,7 @@ job, resume into its own folder, and a rerun must skip the stages already done."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -155,6 +156,23 @@ def test_the_checkpoints_kept_along_the_way_are_scored_too(
         f"{checkpoints}/best_epoch005_evaluate",  # the best callback's (every 5th: reference)
         f"{checkpoints}/epoch019_evaluate",  # callbacks.periodic_checkpoint's
     ]
+
+
+def test_a_second_script_on_the_same_log_dir_is_refused(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    with open(log_dir / ".long_runs.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the first script holds it while it runs
+        result = run_script(python, log_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: another long_runs.sh is running on LOG_DIR={log_dir}; wait for it or stop it"
+    )
+    assert not record.exists()
+    assert run_script(python, log_dir).returncode == 0  # released: it runs
 
 
 def test_an_unknown_stage_is_refused_before_anything_runs(

@@ -51,6 +51,7 @@ EVERY_5_EPOCHS=(callbacks.model_checkpoint.save_top_k=-1
 
 mkdir -p "$LOG_DIR"
 # one script per LOG_DIR: a second would start the same sweeps' remaining jobs beside the first
+command -v flock >/dev/null || { echo "error: long_runs.sh needs flock (util-linux)" >&2; exit 2; }
 exec 9>"$LOG_DIR/.long_runs.lock"
 flock -n 9 || {
   echo "error: another long_runs.sh is running on LOG_DIR=$LOG_DIR; wait for it or stop it" >&2

@@ -51,4 +51,6 @@ def test_readme_picture_is_in_the_repo_and_its_caption_names_the_command() -> No
     path = REPO / picture
     assert path.is_file() and path.stat().st_size < 400_000
     caption = text.split(picture, 1)[1].split("\n\n")[1]  # the paragraph below it
-    assert "pix2pix-train experiment=facades_pix2pix" in caption.replace("\n", " ")
+    # the command that made it, with an experiment config that exists
+    (experiment,) = re.findall(r"`pix2pix-train experiment=(\w+) ", caption.replace("\n", " "))
+    assert (REPO / "conf" / "experiment" / f"{experiment}.yaml").is_file()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long runs of the studies and of the facades recipe at 128x128 (issue #15, parts 2 and 3):
 # every stage a resumable sweep of the project's own, two jobs at a time on the CPU cores
-# (hydra/launcher=local_parallel), then `evaluate` on each finished job's final weights.
+# (hydra/launcher=local_parallel); each job scored by `evaluate` on its final weights as soon
+# as it has finished.
 # Run from anywhere, in the background, as often as needed:
 #   nohup nice bash experiments/long_runs.sh > long_runs.log 2>&1 &
 #   LOG_DIR    where the sweeps go (default logs/long_128); the segmenter of the FCN-score too
@@ -67,11 +68,26 @@ if [ -z "${SEGMENTER:-}" ]; then
   }
 fi
 
-sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder
-  local folder=$1
+# set by each stage before its sweep: the evaluate overrides of its jobs, and whether the
+# checkpoints kept along the way are scored too
+SCORE=()
+ALONG=false
+
+sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder, each job scored
+  local folder=$1 pid
   shift
   "$PYTHON" -m pix2pix_lit.train -m "$@" "hydra.sweep.dir=$LOG_DIR/$folder" \
-    >>"$LOG_DIR/$folder.log" 2>&1
+    >>"$LOG_DIR/$folder.log" 2>&1 &
+  pid=$!
+  # a finished job is scored while the others train: on the core its end freed at the
+  # stage's tail, and before a session's end can stop the stage (a failure here is retried
+  # by the strict pass below)
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep "${POLL_S:-60}"
+    score "$folder" || true
+  done
+  wait "$pid"
+  score "$folder"
 }
 
 score_once() {  # log, checkpoint, output folder, evaluate overrides...: skipped once written
@@ -84,47 +100,40 @@ score_once() {  # log, checkpoint, output folder, evaluate overrides...: skipped
     >>"$log" 2>&1
 }
 
-evaluate() {  # folder, extra evaluate overrides...: score every job's final weights once
-  local folder=$1 job
-  shift
+score() {  # folder: score each finished job's final weights (and kept checkpoints) once
+  local folder=$1 job ckpt
   for job in "$LOG_DIR/$folder"/*/; do
     job=${job%/}
-    score_once "$LOG_DIR/$folder.log" "$job/checkpoints/last.ckpt" "$job/evaluate" "$@"
-  done
-}
-
-along_the_way() {  # folder: score the checkpoints kept along each job, as the final weights
-  local folder=$1 ckpt
-  for ckpt in "$LOG_DIR/$folder"/*/checkpoints/best_epoch*.ckpt \
-              "$LOG_DIR/$folder"/*/checkpoints/epoch*.ckpt; do
-    score_once "$LOG_DIR/$folder.log" "$ckpt" "${ckpt%.ckpt}_evaluate" \
-      "segmenter_ckpt=$SEGMENTER"
+    [ -f "$job/final_metrics.json" ] || continue  # still training (or failed)
+    score_once "$LOG_DIR/$folder.log" "$job/checkpoints/last.ckpt" "$job/evaluate" \
+      "${SCORE[@]}"
+    "$ALONG" || continue
+    for ckpt in "$job"/checkpoints/best_epoch*.ckpt "$job"/checkpoints/epoch*.ckpt; do
+      score_once "$LOG_DIR/$folder.log" "$ckpt" "${ckpt%.ckpt}_evaluate" "${SCORE[@]}"
+    done
   done
 }
 
 stage() {
+  SCORE=("segmenter_ckpt=$SEGMENTER")  # labels -> photo: the FCN-score beside L1/PSNR/SSIM
+  ALONG=false
   case $1 in
     reference)
+      ALONG=true
       sweep reference experiment=loss_ablation_l1_cgan seed=0,1,2,3 "${PIX2PIX[@]}" \
-        "${EVERY_5_EPOCHS[@]}"
-      evaluate reference "segmenter_ckpt=$SEGMENTER"
-      along_the_way reference ;;
+        "${EVERY_5_EPOCHS[@]}" ;;
     loss)
       sweep loss experiment=loss_ablation_l1,loss_ablation_gan,loss_ablation_cgan,loss_ablation_l1_gan \
-        seed=0 "${PIX2PIX[@]}"
-      evaluate loss "segmenter_ckpt=$SEGMENTER" ;;
+        seed=0 "${PIX2PIX[@]}" ;;
     generator)
       sweep generator experiment=generator_ablation model=encdec256 loss.lambda_gan=0,1 seed=0 \
-        "${PIX2PIX[@]}"
-      evaluate generator "segmenter_ckpt=$SEGMENTER" ;;
+        "${PIX2PIX[@]}" ;;
     patch)
-      sweep patch experiment=patch_size discriminator=pixel,patch16,image286 seed=0 "${PIX2PIX[@]}"
-      evaluate patch "segmenter_ckpt=$SEGMENTER" ;;
+      sweep patch experiment=patch_size discriminator=pixel,patch16,image286 seed=0 "${PIX2PIX[@]}" ;;
     photo2labels)
-      # scored by the label metrics of the facades palette (evaluate's palette=auto)
+      SCORE=()  # photo -> labels: the label metrics of the facades palette (palette=auto)
       sweep photo2labels 'experiment=glob(loss_ablation_*)' data.direction=AtoB seed=0 \
-        "${PIX2PIX[@]}"
-      evaluate photo2labels ;;
+        "${PIX2PIX[@]}" ;;
     unpaired)
       # the two models at once, one core each (each a sweep of its own: their model groups differ)
       sweep cyclegan experiment=facades_cyclegan model=resnet6 seed=0 "${DATA[@]}" \
@@ -133,14 +142,11 @@ stage() {
       sweep ugatit experiment=facades_ugatit model=ugatit_light seed=0 "${DATA[@]}" \
         "${BUDGET[@]}" "${RUN[@]}" &
       wait "$!"
-      wait "$cyclegan"
-      evaluate cyclegan "segmenter_ckpt=$SEGMENTER"
-      evaluate ugatit "segmenter_ckpt=$SEGMENTER" ;;
+      wait "$cyclegan" ;;
     recipe)
+      ALONG=true
       sweep recipe experiment=facades_pix2pix seed=0,1 "${DATA[@]}" model.num_downs=7 "${RUN[@]}" \
-        callbacks.periodic_checkpoint.every_n_epochs=20
-      evaluate recipe "segmenter_ckpt=$SEGMENTER"
-      along_the_way recipe ;;
+        callbacks.periodic_checkpoint.every_n_epochs=20 ;;
   esac
 }
 

@@ -50,14 +50,25 @@ def test_a_row_trained_once_is_the_same_config_in_every_study_that_reads_it(
     assert composed(row.split(), tmp_path) == composed(same_row_elsewhere.split(), tmp_path)
 
 
+# what the stand-in python does as evaluate
+WRITE_METRICS_JSON = (
+    "if sys.argv[2] == 'pix2pix_lit.evaluate':\n"
+    "    out = Path(next(a for a in sys.argv if a.startswith('output_dir='))[11:])\n"
+    "    out.mkdir(parents=True, exist_ok=True)\n"
+    "    (out / 'metrics.json').write_text('{}')\n"
+)
+
+
 @pytest.fixture
 def recorded(tmp_path: Path) -> tuple[Path, Path]:
-    """A stand-in python that records each command line instead of running it."""
+    """A stand-in python that records each command line instead of running it; as
+    ``evaluate`` it writes the ``metrics.json`` that marks a finished evaluation."""
     record = tmp_path / "commands.jsonl"
     python = tmp_path / "python"
     python.write_text(
-        f"#!{sys.executable}\nimport json, sys\n"
+        f"#!{sys.executable}\nimport json, sys\nfrom pathlib import Path\n"
         f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"{WRITE_METRICS_JSON}"
     )
     python.chmod(0o755)
     return python, record
@@ -71,6 +82,7 @@ def run_script(python: Path, log_dir: Path, **env: str) -> subprocess.CompletedP
             "PYTHON": str(python),
             "LOG_DIR": str(log_dir),
             "SEGMENTER": "segmenter.ckpt",
+            "POLL_S": "0.1",
             **env,
         },
         capture_output=True,
@@ -120,8 +132,11 @@ def test_a_finished_job_is_scored_once_on_its_final_weights(
 ) -> None:
     python, record = recorded
     log_dir = tmp_path / "runs"
-    (log_dir / "patch" / "0").mkdir(parents=True)
-    (log_dir / "patch" / "1" / "evaluate").mkdir(parents=True)
+    for job in ("0", "1", "2"):
+        (log_dir / "patch" / job).mkdir(parents=True)
+        if job != "2":  # job 2 is still training (or failed): no final_metrics.json
+            (log_dir / "patch" / job / "final_metrics.json").write_text("{}")
+    (log_dir / "patch" / "1" / "evaluate").mkdir()
     (log_dir / "patch" / "1" / "evaluate" / "metrics.json").write_text("{}")
     assert run_script(python, log_dir, STAGES="patch").returncode == 0
     evaluations = [
@@ -143,6 +158,7 @@ def test_the_checkpoints_kept_along_the_way_are_scored_too(
     log_dir = tmp_path / "runs"
     checkpoints = log_dir / "recipe" / "0" / "checkpoints"
     checkpoints.mkdir(parents=True)
+    (log_dir / "recipe" / "0" / "final_metrics.json").write_text("{}")
     for name in ("best_epoch005.ckpt", "epoch019.ckpt", "last.ckpt"):
         (checkpoints / name).write_bytes(b"")
     assert run_script(python, log_dir, STAGES="recipe").returncode == 0
@@ -155,6 +171,38 @@ def test_the_checkpoints_kept_along_the_way_are_scored_too(
         f"{log_dir}/recipe/0/evaluate",
         f"{checkpoints}/best_epoch005_evaluate",  # the best callback's (every 5th: reference)
         f"{checkpoints}/epoch019_evaluate",  # callbacks.periodic_checkpoint's
+    ]
+
+
+def test_a_job_is_scored_as_soon_as_it_finishes_while_the_sweep_goes_on(tmp_path: Path) -> None:
+    # a stand-in sweep: job 0 finishes, job 1 trains for a second more
+    record = tmp_path / "commands.jsonl"
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!{sys.executable}\nimport json, sys, time\nfrom pathlib import Path\n"
+        f"log = open({str(record)!r}, 'a')\n"
+        "if sys.argv[2] == 'pix2pix_lit.train':\n"
+        "    folder = Path(next(a for a in sys.argv if a.startswith('hydra.sweep.dir='))[16:])\n"
+        "    for job in ('0', '1'):\n"
+        "        (folder / job).mkdir(parents=True, exist_ok=True)\n"
+        "        if job == '1':\n"
+        "            time.sleep(1.5)\n"
+        "        (folder / job / 'final_metrics.json').write_text('{}')\n"
+        "    log.write(json.dumps(['sweep ended']) + '\\n')\n"
+        "else:\n"
+        "    log.write(json.dumps(sys.argv[3:5]) + '\\n')\n"
+        f"{WRITE_METRICS_JSON}"
+    )
+    python.chmod(0o755)
+    log_dir = tmp_path / "runs"
+    assert run_script(python, log_dir, STAGES="loss").returncode == 0
+    events = [json.loads(line) for line in record.read_text().splitlines()]
+    evaluate = [f"ckpt_path={log_dir}/loss/{{}}/checkpoints/last.ckpt",
+                f"output_dir={log_dir}/loss/{{}}/evaluate"]  # fmt: skip
+    assert events == [
+        [part.format("0") for part in evaluate],  # while job 1 still trains
+        ["sweep ended"],
+        [part.format("1") for part in evaluate],
     ]
 
 

@@ -201,15 +201,18 @@ def test_seeds_still_running_are_marked_left_out_of_the_mean_and_named(tmp_path:
     sweep = tmp_path / "sweep"
     for num, l1 in enumerate([[0.5, 0.3, 0.2], [0.5, 0.3, 0.4], [0.5, 0.1], [0.5, 0.3, 0.3]]):
         job = make_job(sweep, num, [f"seed={num}"], l1, finished=num != 2)
-        if num < 2:  # seed 3 finished but is not scored yet
+        if num < 2:
             write_evaluation(job, "evaluate", len(l1) - 1, SSIM=0.2 + num / 10)
+    # seed 3 finished, but only its checkpoint after 2 epochs is scored yet
+    write_evaluation(sweep / "3", "checkpoints/best_epoch001_evaluate", 1, SSIM=0.9)
     main([str(sweep)])
     jobs = table_rows((sweep / "report.md").read_text(), "No shared overrides.")
     assert [job["epochs"] for job in jobs] == ["3", "3", "2 (unfinished)", "3"]
+    assert [job["epochs (eval)"] for job in jobs] == ["3", "3", "–", "2"]
     (row,) = table_rows((sweep / "report.md").read_text(), "Across seeds")
     assert (row["seeds"], row["epochs"]) == ("0 1 3; left out, fewer epochs: 2 (2)", "3")
     assert row["val/L1"] == "0.3 ± 0.1"  # seed 2's 0.1 after 2 epochs is not in it
-    assert row["SSIM (eval)"] == "0.25 ± 0.071 (n=2)"
+    assert row["SSIM (eval)"] == "0.25 ± 0.071 (n=2)"  # not seed 3's 0.9 after 2 epochs
 
 
 def test_the_trend_of_a_long_curve_is_its_trailing_mean() -> None:
@@ -280,6 +283,8 @@ def test_a_mid_epoch_checkpoint_is_the_final_score_but_not_on_the_learning_curve
     ]
     assert loaded.final_scores == {"SSIM": 0.25}
     main([str(sweep)])
+    (row,) = table_rows((sweep / "report.md").read_text(), "Shared overrides")
+    assert (row["epochs (eval)"], row["SSIM (eval)"]) == ("2 (mid-epoch)", "0.25")
     curve = table_rows((sweep / "report.md").read_text(), "along the way")
     assert [(r["epochs"], r["SSIM (eval)"]) for r in curve] == [("1", "0.1"), ("2", "0.2")]
 

@@ -72,6 +72,12 @@ class Job:
         """The scores of the evaluation of the latest checkpoint ({} when none was run)."""
         return self.evaluations[-1].scores if self.evaluations else {}
 
+    def scores_after(self, epochs: int) -> dict[str, float]:
+        """The scores of the evaluation of the checkpoint at the end of epoch ``epochs`` ({}
+        when none was run: an undated evaluation cannot be said to be one)."""
+        found = [e for e in self.evaluations if e.at_epoch_end and e.epochs_trained == epochs]
+        return found[-1].scores if found else {}
+
     def last(self, key: str) -> float | None:
         """The last logged value of ``key``."""
         values = self.series(key)

@@ -88,6 +88,15 @@ def _epochs(job: Job) -> str:
     return str(job.epochs) + ("" if job.finished else " (unfinished)")
 
 
+def _evaluated(job: Job) -> str:
+    """The epochs the checkpoint of the row's scores had trained: fewer than the job's when
+    the latest checkpoint scored is an earlier one."""
+    if not job.evaluations or job.evaluations[-1].epochs_trained is None:
+        return "–"
+    last = job.evaluations[-1]
+    return str(last.epochs_trained) + ("" if last.at_epoch_end else " (mid-epoch)")
+
+
 def _kept(checkpoints: Sequence[str]) -> str:
     # several kept are not "the best" one: name the range rather than pick one
     if len(checkpoints) > 1:
@@ -121,6 +130,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
     header = ["job", "overrides", "epochs", *(t for t, _ in train)]
     header += [
         *scores,
+        *(["epochs (eval)"] if evals else []),
         *(f"{k} (eval)" for k in evals),
         *(["best val/L1"] if has_l1 else []),
         "wall time",
@@ -136,6 +146,7 @@ def markdown_table(jobs: Sequence[Job]) -> str:
                 _epochs(job),
                 *(_format(job.last(key)) for _, key in train),
                 *(_format(job.last(key)) for key in scores),
+                *([_evaluated(job)] if evals else []),
                 *(_format(job.final_scores.get(key)) for key in evals),
                 *([_format(min(val)) if val else "–"] if has_l1 else []),
                 _format_duration(job.wall_time_s) + ("" if job.wall_time_logged else "\\*"),
@@ -184,14 +195,17 @@ def _across_seeds(
                 str(epochs),
                 *(_format_spread(_present(j.last(key) for j in full), len(full)) for key in scores),
                 *(
-                    _format_spread(_present(j.final_scores.get(key) for j in full), len(full))
+                    _format_spread(
+                        _present(j.scores_after(epochs).get(key) for j in full), len(full)
+                    )
                     for key in evals
                 ),
             ]
         )
     title = (
         "Across seeds (mean ± sample standard deviation over the seeds that trained the most "
-        "epochs; one seed: its value; (n=k): only k of them have the score):"
+        "epochs, evaluations of their checkpoints at that many epochs; one seed: its value; "
+        "(n=k): only k of them have the score):"
     )
     return [title, "", *_rows(header, rows)]
 

@@ -24,6 +24,10 @@ from helpers import (
     run_tiny,
     tiny_cli,
 )
+from pix2pix_lit.checkpoint_file import epochs_trained
+from pix2pix_lit.errors import DataError
+from pix2pix_lit.inference.checkpoint import load_task
+from pix2pix_lit.training.resume import resolve_ckpt_path
 
 # -- configs -----------------------------------------------------------------------------
 
@@ -290,9 +294,11 @@ def test_cli_missing_data_root_names_the_key(tmp_path: Path) -> None:
 
 
 def test_periodic_checkpoints_are_kept_beside_the_best_and_the_last(tmp_path: Path) -> None:
-    run_tiny(tmp_path, "scheduler.n_epochs=0", "scheduler.n_epochs_decay=4",
-             "callbacks.model_checkpoint.monitor=train/lr_G", "callbacks.model_checkpoint.mode=max",
-             "callbacks.periodic_checkpoint.every_n_epochs=2")  # fmt: skip
+    settings = ("scheduler.n_epochs=0", "scheduler.n_epochs_decay=4",
+                "callbacks.model_checkpoint.monitor=train/lr_G",
+                "callbacks.model_checkpoint.mode=max",
+                "callbacks.periodic_checkpoint.every_n_epochs=2")  # fmt: skip
+    run_tiny(tmp_path, *settings)
     checkpoints = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == [
         "best_epoch000.ckpt",
@@ -301,6 +307,19 @@ def test_periodic_checkpoints_are_kept_beside_the_best_and_the_last(tmp_path: Pa
         "last.ckpt",
     ]
     assert torch.load(checkpoints / "epoch001.ckpt", weights_only=False)["epoch"] == 1
+    # weights only: the last one holds last.ckpt's weights, without the optimizers' state
+    kept = torch.load(checkpoints / "epoch003.ckpt", weights_only=False)
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    assert "optimizer_states" not in kept and "optimizer_states" in last
+    assert kept["state_dict"].keys() == last["state_dict"].keys()
+    assert all(torch.equal(kept["state_dict"][k], v) for k, v in last["state_dict"].items())
+    assert epochs_trained(kept) == 4
+    assert load_task(checkpoints / "epoch003.ckpt").checkpoint_epochs_trained == 4
+    # which cannot resume: refused in one line when named, passed over by ckpt_path=auto
+    with pytest.raises(DataError, match=r"epoch001.ckpt holds the weights only.*last.ckpt"):
+        run_tiny(tmp_path, *settings, f"ckpt_path={checkpoints / 'epoch001.ckpt'}", out="again")
+    (checkpoints / "last.ckpt").unlink()  # as if a crash had spoiled it
+    assert resolve_ckpt_path("auto", tmp_path / "run") == str(checkpoints / "best_epoch000.ckpt")
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path: Path) -> None:

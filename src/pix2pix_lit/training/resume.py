@@ -89,7 +89,7 @@ def newest_intact_checkpoint(folder: Path) -> str | None:
             continue
         if spoiled:
             log.warning(
-                "ckpt_path=auto: %s cannot be read (%s); resuming from %s, the newest intact "
+                "ckpt_path=auto: %s cannot resume (%s); resuming from %s, the newest intact "
                 "checkpoint, instead", spoiled[0][0], spoiled[0][1], path,
             )  # fmt: skip
         return str(path)
@@ -104,7 +104,8 @@ def newest_intact_checkpoint(folder: Path) -> str | None:
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint's dict, its tensors mapped from the file rather than read (no
     time, no memory: the config and counters are what is needed here); :class:`DataError`
-    in one line when the file is cut short or is no pix2pix_lit checkpoint."""
+    in one line when the file is cut short, is no pix2pix_lit checkpoint or holds the weights
+    only."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
@@ -116,6 +117,13 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
         raise DataError(
             f"ckpt_path={path} is not a pix2pix_lit checkpoint: it has no '{CONFIG_KEY}' "
             "entry; resume from a checkpoint written by pix2pix_lit.train"
+        )
+    if "optimizer_states" not in checkpoint:
+        raise DataError(
+            f"ckpt_path={path} holds the weights only (saved with save_weights_only=true, as "
+            "callbacks.periodic_checkpoint keeps them), without the optimizers' state to resume "
+            "training; resume from the run's last.ckpt, or score these weights with "
+            "python -m pix2pix_lit.evaluate"
         )
     return checkpoint
 

@@ -216,7 +216,7 @@ def test_ckpt_path_auto_falls_back_to_the_newest_intact_checkpoint(
     last.write_bytes(last.read_bytes()[:5000])  # cut short, as by a crash mid-copy
     with caplog.at_level(logging.WARNING):
         assert resolve_ckpt_path("auto", run) == str(best)
-    assert f"{last} cannot be read" in caplog.text and f"resuming from {best}" in caplog.text
+    assert f"{last} cannot resume" in caplog.text and f"resuming from {best}" in caplog.text
     # and a requeued job resumes from it and finishes the run
     run_tiny(tmp_path, *TWO_EPOCHS, "ckpt_path=auto", ALLOW_MAX_EPOCHS)
     assert torch.load(last, weights_only=False)["epoch"] == 1

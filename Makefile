@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The torch requirement installed before the project. PyPI's Linux wheel carries CUDA;
-# on a CPU-only machine with a local CPU build, `make install TORCH=torch==2.13.0`.
+# on a CPU-only machine, point it at a CPU build: `make install TORCH=/path/to/torch-…+cpu….whl`.
 TORCH ?= torch==2.13.0
 # Where datasets live (data.root = $(DATA_DIR)/facades). A sibling ../shared/data with
 # facades in it is used when present; otherwise ./data, where facades is downloaded.

@@ -3,8 +3,10 @@ debug presets, an optional git-ignored local config, the help page, and img/s in
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -171,3 +173,22 @@ def test_img_per_s_reaches_the_csv_log(tmp_path: Path) -> None:
     (step,) = [float(r["train/img_per_s"]) for r in rows if r.get("train/img_per_s")]
     (epoch,) = [float(r["train/img_per_s_epoch"]) for r in rows if r.get("train/img_per_s_epoch")]
     assert step > 0 and epoch > 0
+
+
+# -- the README's config groups ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "group",
+    ["data", "model", "discriminator", "loss", "optim", "scheduler", "task", "trainer",
+     "logger", "callbacks", "perf", "experiment", "hydra/launcher", "hparams_search"],
+)  # fmt: skip
+def test_the_readmes_config_table_names_every_option_of_each_group(group: str) -> None:
+    readme = (REPO / "README.md").read_text()
+    (row,) = re.findall(rf"^\| `{re.escape(group)}`[^|]*\|(.*)$", readme, re.M)
+    named = re.findall(r"`([\w*]+)`", row)  # names, and patterns as `loss_ablation_*`
+    options = [p.stem for p in (CONF / group).glob("*.yaml")]
+    if group == "hydra/launcher":
+        options.append("basic")  # Hydra's own, no file here
+    missing = [o for o in options if not any(fnmatch.fnmatch(o, n) for n in named)]
+    assert not missing, f"README's `{group}` row does not name {missing}"

@@ -7,7 +7,8 @@
 #   nohup nice bash experiments/long_runs.sh > long_runs.log 2>&1 &
 #   LOG_DIR    where the sweeps go (default logs/long_128); the segmenter of the FCN-score too
 #   SEGMENTER  a task=segmenter checkpoint (default: trained into LOG_DIR/segmenter first,
-#              the command of experiments/fcn_score, about 30 min on one core)
+#              the command of experiments/fcn_score's segmenter B, about 30 min on one core,
+#              and its best checkpoint by validation used)
 #   STAGES     which stages, in this order by default (the first ones decide the budget):
 #     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2 3, a checkpoint every 5
 #                   epochs: the learning curve and the seed-to-seed spread. The row is one
@@ -59,13 +60,20 @@ flock -n 9 || {
   exit 1
 }
 if [ -z "${SEGMENTER:-}" ]; then
-  SEGMENTER=$LOG_DIR/segmenter/checkpoints/last.ckpt
   [ -f "$LOG_DIR/segmenter.done" ] || {
     "$PYTHON" -m pix2pix_lit.train task=segmenter paths.data_dir=../shared/data \
       data.num_workers=1 test=true trainer.enable_progress_bar=false \
       "hydra.run.dir=$LOG_DIR/segmenter" ckpt_path=auto >>"$LOG_DIR/segmenter.log" 2>&1
     touch "$LOG_DIR/segmenter.done"
   }
+  # its best by validation mIoU (the one kept), as segmenter B of experiments/fcn_score
+  best=("$LOG_DIR"/segmenter/checkpoints/best_*.ckpt)
+  [ ${#best[@]} -eq 1 ] || {
+    echo "error: expected one best_*.ckpt in $LOG_DIR/segmenter/checkpoints, found" \
+      "${#best[@]}; see $LOG_DIR/segmenter.log, or give SEGMENTER=<segmenter .ckpt>" >&2
+    exit 1
+  }
+  SEGMENTER=${best[0]}
 fi
 
 # set by each stage before its sweep: the evaluate overrides of its jobs, and whether the

@@ -233,3 +233,29 @@ def test_an_unknown_stage_is_refused_before_anything_runs(
         "error: unknown stage 'losses' in STAGES; valid: " + " ".join(STAGES)
     )
     assert not record.exists()
+
+
+def test_without_segmenter_one_is_trained_first_and_its_best_checkpoint_scores(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    (log_dir / "loss" / "0").mkdir(parents=True)
+    (log_dir / "loss" / "0" / "final_metrics.json").write_text("{}")
+    # the segmenter's training left nothing: one line naming its log, nothing scored
+    result = run_script(python, log_dir, STAGES="loss", SEGMENTER="")
+    assert result.returncode == 1
+    assert f"{log_dir}/segmenter.log, or give SEGMENTER=" in result.stderr
+    trained = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [c[:3] for c in trained] == [["-m", "pix2pix_lit.train", "task=segmenter"]]
+    # as it leaves it: the best by validation kept beside last.ckpt, which is not the one used
+    checkpoints = log_dir / "segmenter" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("best_epoch025.ckpt", "last.ckpt"):
+        (checkpoints / name).write_bytes(b"")
+    record.unlink()
+    assert run_script(python, log_dir, STAGES="loss", SEGMENTER="").returncode == 0
+    commands = [json.loads(line) for line in record.read_text().splitlines()]
+    assert not any("task=segmenter" in c for c in commands)  # trained once
+    (evaluation,) = [c for c in commands if "pix2pix_lit.evaluate" in c]
+    assert evaluation[-1] == f"segmenter_ckpt={checkpoints}/best_epoch025.ckpt"

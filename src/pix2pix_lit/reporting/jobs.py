@@ -68,9 +68,14 @@ class Job:
     wall_time_logged: bool = True
 
     @property
+    def final_evaluation(self) -> Evaluation | None:
+        """The evaluation of the latest checkpoint scored (None when none was run)."""
+        return self.evaluations[-1] if self.evaluations else None
+
+    @property
     def final_scores(self) -> dict[str, float]:
         """The scores of the evaluation of the latest checkpoint ({} when none was run)."""
-        return self.evaluations[-1].scores if self.evaluations else {}
+        return self.final_evaluation.scores if self.final_evaluation else {}
 
     def scores_after(self, epochs: int) -> dict[str, float]:
         """The scores of the evaluation of the checkpoint at the end of epoch ``epochs`` ({}

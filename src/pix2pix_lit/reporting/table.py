@@ -91,9 +91,9 @@ def _epochs(job: Job) -> str:
 def _evaluated(job: Job) -> str:
     """The epochs the checkpoint of the row's scores had trained: fewer than the job's when
     the latest checkpoint scored is an earlier one."""
-    if not job.evaluations or job.evaluations[-1].epochs_trained is None:
+    last = job.final_evaluation
+    if last is None or last.epochs_trained is None:
         return "–"
-    last = job.evaluations[-1]
     return str(last.epochs_trained) + ("" if last.at_epoch_end else " (mid-epoch)")
 
 

@@ -9,6 +9,10 @@
 #   SEGMENTER  a task=segmenter checkpoint (default: trained into LOG_DIR/segmenter first,
 #              the command of experiments/fcn_score's segmenter B, about 30 min on one core,
 #              and its best checkpoint by validation used)
+#   RECORDS    where each scored job's record goes (default experiments/records): the small
+#              files its report is made of, copied out of the run folder to be committed
+#              (python -m pix2pix_lit.report --keep-records), as the run folders stay on
+#              the machine that trained them
 #   STAGES     which stages, in this order by default (the first ones decide the budget):
 #     reference     L1+cGAN, U-Net128, 70x70 PatchGAN, seeds 0 1 2 3, a checkpoint every 5
 #                   epochs: the learning curve and the seed-to-seed spread. The row is one
@@ -33,6 +37,7 @@ shopt -s nullglob  # a stage folder without jobs yet has nothing to score
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 LOG_DIR=${LOG_DIR:-logs/long_128}
+RECORDS=${RECORDS:-experiments/records}
 ALL_STAGES="reference loss generator patch photo2labels unpaired recipe"
 STAGES=${STAGES:-$ALL_STAGES}
 for name in $STAGES; do
@@ -60,12 +65,18 @@ flock -n 9 || {
   echo "error: another long_runs.sh is running on LOG_DIR=$LOG_DIR; wait for it or stop it" >&2
   exit 1
 }
+keep() {  # run or multirun folder, records folder, log: keep its jobs' records
+  "$PYTHON" -m pix2pix_lit.report "$1" --keep-records "$2" >>"$3" 2>&1
+}
+
 if [ -z "${SEGMENTER:-}" ]; then
+  trained=false
   [ -f "$LOG_DIR/segmenter.done" ] || {
     "$PYTHON" -m pix2pix_lit.train task=segmenter paths.data_dir=../shared/data \
       data.num_workers=1 test=true trainer.enable_progress_bar=false \
       "hydra.run.dir=$LOG_DIR/segmenter" ckpt_path=auto >>"$LOG_DIR/segmenter.log" 2>&1
     touch "$LOG_DIR/segmenter.done"
+    trained=true
   }
   # its best by validation mIoU (the one kept), as segmenter B of experiments/fcn_score
   best=("$LOG_DIR"/segmenter/checkpoints/best_*.ckpt)
@@ -75,12 +86,14 @@ if [ -z "${SEGMENTER:-}" ]; then
     exit 1
   }
   SEGMENTER=${best[0]}
+  if "$trained"; then keep "$LOG_DIR/segmenter" "$RECORDS" "$LOG_DIR/segmenter.log"; fi
 fi
 
 # set by each stage before its sweep: the evaluate overrides of its jobs, and whether the
 # checkpoints kept along the way are scored too
 SCORE=()
 ALONG=false
+SCORED=false  # whether score_once has evaluated a checkpoint since the records were kept
 
 sweep() {  # folder, overrides...: one resumable sweep into LOG_DIR/folder, each job scored
   local folder=$1 pid
@@ -107,9 +120,11 @@ score_once() {  # log, checkpoint, output folder, evaluate overrides...: skipped
   if [ -f "$out/metrics.json" ]; then return 0; fi
   "$PYTHON" -m pix2pix_lit.evaluate "ckpt_path=$ckpt" "output_dir=$out" overwrite=true "$@" \
     >>"$log" 2>&1
+  SCORED=true
 }
 
-score() {  # folder: score each finished job's final weights (and kept checkpoints) once
+score() {  # folder: score each finished job's final weights (and kept checkpoints) once,
+  # then keep the records of the stage's jobs when one was scored
   local folder=$1 job ckpt
   for job in "$LOG_DIR/$folder"/*/; do
     job=${job%/}
@@ -121,6 +136,10 @@ score() {  # folder: score each finished job's final weights (and kept checkpoin
       score_once "$LOG_DIR/$folder.log" "$ckpt" "${ckpt%.ckpt}_evaluate" "${SCORE[@]}"
     done
   done
+  if "$SCORED"; then
+    keep "$LOG_DIR/$folder" "$RECORDS/$folder" "$LOG_DIR/$folder.log"
+    SCORED=false
+  fi
 }
 
 stage() {

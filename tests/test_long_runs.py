@@ -82,6 +82,7 @@ def run_script(python: Path, log_dir: Path, **env: str) -> subprocess.CompletedP
             "PYTHON": str(python),
             "LOG_DIR": str(log_dir),
             "SEGMENTER": "segmenter.ckpt",
+            "RECORDS": str(log_dir.parent / "records"),
             "POLL_S": "0.1",
             **env,
         },
@@ -139,16 +140,15 @@ def test_a_finished_job_is_scored_once_on_its_final_weights(
     (log_dir / "patch" / "1" / "evaluate").mkdir()
     (log_dir / "patch" / "1" / "evaluate" / "metrics.json").write_text("{}")
     assert run_script(python, log_dir, STAGES="patch").returncode == 0
-    evaluations = [
-        c[2:]
-        for c in map(json.loads, record.read_text().splitlines())
-        if "pix2pix_lit.evaluate" in c
-    ]
-    assert evaluations == [
-        [f"ckpt_path={log_dir}/patch/0/checkpoints/last.ckpt",
+    commands = [c[1:] for c in map(json.loads, record.read_text().splitlines())]
+    assert commands[1:] == [
+        ["pix2pix_lit.evaluate", f"ckpt_path={log_dir}/patch/0/checkpoints/last.ckpt",
          f"output_dir={log_dir}/patch/0/evaluate", "overwrite=true",
-         "segmenter_ckpt=segmenter.ckpt"]
+         "segmenter_ckpt=segmenter.ckpt"],
+        # then the stage's records, once for the scoring pass that evaluated something
+        ["pix2pix_lit.report", f"{log_dir}/patch", "--keep-records", f"{tmp_path}/records/patch"],
     ]  # fmt: skip
+    assert commands[0][0] == "pix2pix_lit.train"  # the sweep, before
 
 
 def test_the_checkpoints_kept_along_the_way_are_scored_too(
@@ -199,10 +199,13 @@ def test_a_job_is_scored_as_soon_as_it_finishes_while_the_sweep_goes_on(tmp_path
     events = [json.loads(line) for line in record.read_text().splitlines()]
     evaluate = [f"ckpt_path={log_dir}/loss/{{}}/checkpoints/last.ckpt",
                 f"output_dir={log_dir}/loss/{{}}/evaluate"]  # fmt: skip
+    records = [f"{log_dir}/loss", "--keep-records"]
     assert events == [
         [part.format("0") for part in evaluate],  # while job 1 still trains
+        records,
         ["sweep ended"],
         [part.format("1") for part in evaluate],
+        records,
     ]
 
 
@@ -259,3 +262,12 @@ def test_without_segmenter_one_is_trained_first_and_its_best_checkpoint_scores(
     assert not any("task=segmenter" in c for c in commands)  # trained once
     (evaluation,) = [c for c in commands if "pix2pix_lit.evaluate" in c]
     assert evaluation[-1] == f"segmenter_ckpt={checkpoints}/best_epoch025.ckpt"
+    # trained again (its .done removed): its record is kept beside the stages'
+    (log_dir / "segmenter.done").unlink()
+    record.unlink()
+    assert run_script(python, log_dir, STAGES="loss", SEGMENTER="").returncode == 0
+    commands = [json.loads(line)[1:] for line in record.read_text().splitlines()]
+    assert commands[:2] == [
+        ["pix2pix_lit.train", *commands[0][1:]],
+        ["pix2pix_lit.report", f"{log_dir}/segmenter", "--keep-records", f"{tmp_path}/records"],
+    ]

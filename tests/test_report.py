@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,38 @@ def test_wall_time_is_the_runs_own_count_over_its_sessions(tmp_path: Path) -> No
     (row,) = table_rows((tmp_path / "sweep" / "report.md").read_text(), "Shared overrides")
     assert row["wall time"] == "1:45:00"
     assert UNLOGGED_WALL_TIME not in (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_a_jobs_record_gives_the_same_report_once_its_run_folder_is_gone(
+    sweep: Path, tmp_path: Path
+) -> None:
+    checkpoint = sweep / "1" / "checkpoints" / "last.ckpt"
+    written = {"ckpt_path": str(checkpoint), "checkpoint_epoch": 1, "metrics": {"SSIM": 0.3},
+               "per_image": [{"name": "1", "SSIM": 0.3}]}  # fmt: skip
+    (sweep / "1" / "evaluate").mkdir()
+    (sweep / "1" / "evaluate" / "metrics.json").write_text(json.dumps(written))
+    records = tmp_path / "records"
+    main([str(sweep), "--keep-records", str(records)])
+    main([str(records), "--out", str(tmp_path / "again")])
+    assert (tmp_path / "again" / "report.md").read_text() == (sweep / "report.md").read_text()
+    kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    assert kept == [
+        "0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/csv/metrics.csv",
+        "0/final_metrics.json", "0/images/epoch_001.png", "0/kept_checkpoints.txt",
+        "1/.hydra/config.yaml", "1/.hydra/overrides.yaml", "1/csv/metrics.csv",
+        "1/eval/metrics.json", "1/evaluate/metrics.json", "1/final_metrics.json",
+        "1/images/epoch_001.png", "1/kept_checkpoints.txt",
+        "2/.hydra/overrides.yaml",
+    ]  # fmt: skip
+    # the record names no folder of the machine the run was on
+    recorded = json.loads((records / "1" / "evaluate" / "metrics.json").read_text())
+    assert recorded == {**written, "ckpt_path": os.path.join("checkpoints", "last.ckpt")}
+    assert not any(str(tmp_path) in p.read_text() for p in records.rglob("*.json"))
+    # kept again: the record is replaced whole, nothing of the earlier one left over
+    (records / "1" / "images" / "epoch_000.png").write_bytes(b"")
+    main([str(sweep), "--keep-records", str(records)])
+    assert not (records / "1" / "images" / "epoch_000.png").exists()
+    shutil.rmtree(records / "2")
+    (records / "2").mkdir()
+    with pytest.raises(SystemExit, match=f"{records / '2'} exists and is not a job's record"):
+        main([str(sweep), "--keep-records", str(records)])

@@ -13,6 +13,9 @@ between the jobs (the shared ones are listed above it), then one row per group o
 differ only in their seed (mean ± standard deviation); the figure shows each job's last
 samples side by side above the loss curves of all jobs. ``--readme`` writes both into a
 study's README between ``<!-- report:begin -->`` and ``<!-- report:end -->``.
+``--keep-records DIR`` copies each job's record (the files the report reads: no checkpoints,
+no galleries; :mod:`pix2pix_lit.reporting.records`) into ``DIR/<job>``, from which the same
+report can be made once the run folders are gone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from pix2pix_lit.errors import UserError
 from pix2pix_lit.reporting.figure import draw_figure
 from pix2pix_lit.reporting.jobs import load_jobs
+from pix2pix_lit.reporting.records import keep_records
 from pix2pix_lit.reporting.table import FIGURE_FILE, TABLE_FILE, markdown_table, update_readme
 
 
@@ -39,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"where {TABLE_FILE} and {FIGURE_FILE} go (default: the first folder)",
     )
     parser.add_argument("--readme", type=Path, help="a README to put the table and figure into")
+    parser.add_argument(
+        "--keep-records",
+        type=Path,
+        metavar="DIR",
+        help="copy each job's record (the small files this report reads) into DIR/<job>",
+    )
     args = parser.parse_args(argv)
     try:
         jobs = load_jobs(args.dirs)
@@ -49,12 +59,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         figure = draw_figure(jobs, out / FIGURE_FILE)
         if args.readme:
             update_readme(args.readme, table, figure)
+        kept = keep_records(jobs, args.keep_records) if args.keep_records else []
     except UserError as err:
         sys.exit(f"error: {err}")
     print(table)
     print(
         f"wrote {out / TABLE_FILE} and {figure}"
         + (f"; updated {args.readme}" if args.readme else "")
+        + (f"; kept the records of {len(kept)} jobs in {args.keep_records}" if kept else "")
     )
 
 

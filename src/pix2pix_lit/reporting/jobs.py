@@ -20,6 +20,8 @@ from pix2pix_lit.training.run_folder import FINAL_METRICS_FILE
 
 # the prefix of an evaluation's scores in Job.series ("eval/SSIM", "eval/FCN/mean_IoU")
 EVAL_PREFIX = "eval/"
+# in a job's record (reporting.records), the names of the checkpoints its run folder kept
+KEPT_CHECKPOINTS_FILE = "kept_checkpoints.txt"
 
 
 @dataclass
@@ -160,7 +162,7 @@ def load_job(path: Path, name: str | None = None) -> Job:
             job.wall_time_s = metrics_csv.stat().st_mtime - start
     undated: list[Evaluation] = []
     by_progress: dict[tuple[int, int], Evaluation] = {}
-    for report in sorted(path.glob("**/metrics.json")):
+    for report in evaluation_reports(path):
         found = Evaluation.from_report(json.loads(report.read_text()))
         # one per state: last.ckpt and the checkpoint kept at the last epoch hold the same one
         if found.epoch is None or found.epochs_trained is None:
@@ -168,11 +170,20 @@ def load_job(path: Path, name: str | None = None) -> Job:
         else:
             by_progress[found.epoch, found.epochs_trained] = found
     job.evaluations = undated + [by_progress[key] for key in sorted(by_progress)]
-    best = sorted((path / "checkpoints").glob("best*.ckpt"))
-    job.kept_checkpoints = [p.name for p in best]
+    kept = path / KEPT_CHECKPOINTS_FILE  # in a record, which has no checkpoints
+    job.kept_checkpoints = (
+        kept.read_text().split()
+        if kept.is_file()
+        else [p.name for p in sorted((path / "checkpoints").glob("best*.ckpt"))]
+    )
     samples = sorted((path / "images").glob("epoch_*.png"))
     job.sample = samples[-1] if samples else None
     return job
+
+
+def evaluation_reports(path: Path) -> list[Path]:
+    """The ``metrics.json`` of each ``evaluate`` run written inside the job folder ``path``."""
+    return sorted(path.glob("**/metrics.json"))
 
 
 def load_jobs(dirs: Sequence[Path]) -> list[Job]:

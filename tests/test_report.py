@@ -347,3 +347,27 @@ def test_a_jobs_record_gives_the_same_report_once_its_run_folder_is_gone(
     (records / "2").mkdir()
     with pytest.raises(SystemExit, match=f"{records / '2'} exists and is not a job's record"):
         main([str(sweep), "--keep-records", str(records)])
+
+
+def test_a_segmenters_scores_are_columns_and_its_test_after_training_is_not_an_epoch(
+    tmp_path: Path,
+) -> None:
+    job = tmp_path / "segmenter"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- task=segmenter\n- test=true\n")
+    (job / ".hydra" / "config.yaml").write_text("seed: 42\n")
+    (job / "csv").mkdir()
+    labels = ("pixel_accuracy", "class_accuracy", "mean_IoU")
+    header = [
+        "epoch",
+        "step",
+        "train/CE_epoch",
+        *(f"{s}/{k}" for s in ("val", "test") for k in labels),
+    ]
+    rows = ["0,9,1.5,0.4,0.2,0.1,,,", "1,19,1.2,0.5,0.3,0.2,,,", "2,20,,,,,0.55,0.35,0.25"]
+    (job / "csv" / "metrics.csv").write_text("\n".join([",".join(header), *rows]) + "\n")
+    (job / "final_metrics.json").write_text("{}")
+    main([str(job)])
+    (row,) = table_rows((job / "report.md").read_text(), "Shared overrides")
+    assert (row["epochs"], row["CE"], row["val/mean_IoU"]) == ("2", "1.2", "0.2")
+    assert (row["test/pixel_accuracy"], row["test/mean_IoU"]) == ("0.55", "0.25")

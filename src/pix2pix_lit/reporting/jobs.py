@@ -114,7 +114,15 @@ class Job:
 
     @property
     def epochs(self) -> int:
-        return max((int(row["epoch"]) + 1 for row in self.rows), default=0)
+        """The epochs it trained; a test after training logs at the epoch count it reached,
+        as if in one epoch more, so test rows are not counted."""
+        return max((int(row["epoch"]) + 1 for row in self.rows if not _test_row(row)), default=0)
+
+
+def _test_row(row: dict[str, str]) -> bool:
+    """Whether a metrics.csv row holds only ``test/`` scores."""
+    logged = [k for k, v in row.items() if v and k not in ("epoch", "step")]
+    return bool(logged) and all(k.startswith("test/") for k in logged)
 
 
 def relative_override(override: str) -> str:

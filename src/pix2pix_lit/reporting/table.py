@@ -30,8 +30,11 @@ TRAIN_COLUMNS = (
     ("G_CONST", "train/G_CONST_epoch"),
     ("G_TID", "train/G_TID_epoch"),
     ("D", "train/D_epoch"),
+    ("CE", "train/CE_epoch"),  # the segmenter's (task=segmenter)
 )
 SCORE_COLUMNS = ("val/L1", "val/PSNR", "val/SSIM", "test/L1", "test/PSNR", "test/SSIM")
+# the segmenter's (task=segmenter: over the split's summed confusion)
+SCORE_COLUMNS += tuple(f"{stage}/{k}" for stage in ("val", "test") for k in LABEL_METRICS)
 # the DTN's accuracies (task=dtn: C_T on G(source), on the target, on grey sources; f's)
 SCORE_COLUMNS += tuple(
     f"{stage}/accuracy{kind}"

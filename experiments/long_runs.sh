@@ -31,7 +31,9 @@
 #                   whichever of its checkpoints the time reached.
 # Rerunning resumes: a sweep run again into its folder restores its finished jobs and continues
 # the interrupted one from its last.ckpt (ckpt_path=auto); an evaluation already written is
-# kept. Each stage's wall time goes to LOG_DIR/wall_times.txt.
+# kept. Each stage's wall time goes to LOG_DIR/wall_times.txt. Resuming needs LOG_DIR: where it
+# goes with the machine (a machine lent for one session), a job's checkpoints go too, and what
+# is left of it is its record in RECORDS, once committed.
 set -euo pipefail
 shopt -s nullglob  # a stage folder without jobs yet has nothing to score
 cd "$(dirname "$0")/.."

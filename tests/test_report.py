@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 pytest.importorskip("matplotlib")  # the report's figure (pip install 'pix2pix-lit[report]')
@@ -50,6 +51,8 @@ def make_job(
         rows.append(f"{epoch},{step},,,,,0.4{epoch},0.8,0.6,0.7,,,")
     (job / "csv").mkdir()
     (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    resolved = f"trainer:\n  precision: bf16-mixed\npaths:\n  output_dir: {job.absolute()}\n"
+    (job / "csv" / "hparams.yaml").write_text(resolved)
     if finished:
         (job / "final_metrics.json").write_text("{}")
     start = (job / ".hydra" / "config.yaml").stat().st_mtime
@@ -328,17 +331,21 @@ def test_a_jobs_record_gives_the_same_report_once_its_run_folder_is_gone(
     assert (tmp_path / "again" / "report.md").read_text() == (sweep / "report.md").read_text()
     kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
     assert kept == [
-        "0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/csv/metrics.csv",
-        "0/final_metrics.json", "0/images/epoch_001.png", "0/kept_checkpoints.txt",
-        "1/.hydra/config.yaml", "1/.hydra/overrides.yaml", "1/csv/metrics.csv",
-        "1/eval/metrics.json", "1/evaluate/metrics.json", "1/final_metrics.json",
+        "0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/csv/hparams.yaml",
+        "0/csv/metrics.csv", "0/final_metrics.json", "0/images/epoch_001.png",
+        "0/kept_checkpoints.txt",
+        "1/.hydra/config.yaml", "1/.hydra/overrides.yaml", "1/csv/hparams.yaml",
+        "1/csv/metrics.csv", "1/eval/metrics.json", "1/evaluate/metrics.json", "1/final_metrics.json",
         "1/images/epoch_001.png", "1/kept_checkpoints.txt",
         "2/.hydra/overrides.yaml",
     ]  # fmt: skip
+    # the precision the run resolved (perf=fast's is an interpolation in .hydra/config.yaml)
+    resolved = OmegaConf.load(records / "0" / "csv" / "hparams.yaml")
+    assert (resolved.trainer.precision, resolved.paths.output_dir) == ("bf16-mixed", ".")
     # the record names no folder of the machine the run was on
     recorded = json.loads((records / "1" / "evaluate" / "metrics.json").read_text())
     assert recorded == {**written, "ckpt_path": os.path.join("checkpoints", "last.ckpt")}
-    assert not any(str(tmp_path) in p.read_text() for p in records.rglob("*.json"))
+    assert not any(str(tmp_path) in p.read_text() for p in records.rglob("*.[jy]*"))
     # kept again: the record is replaced whole, nothing of the earlier one left over
     (records / "1" / "images" / "epoch_000.png").write_bytes(b"")
     main([str(sweep), "--keep-records", str(records)])

@@ -5,12 +5,15 @@ that trained it; when that machine is gone, so are the scores behind a study's t
 record keeps what the table and the figure are made of (the overrides and composed config,
 ``csv/metrics.csv``, ``final_metrics.json``, each evaluation's ``metrics.json``, the last
 sample grid and the names of the kept checkpoints), a few hundred KB a job, small enough to
-commit beside the study. ``python -m pix2pix_lit.report <records>`` rebuilds the same table
-from it.
+commit beside the study. It also keeps ``csv/hparams.yaml``, the config as the run resolved
+it: ``.hydra/config.yaml`` leaves interpolations such as ``perf=fast``'s precision
+(``${native_mixed_precision:...}``) unresolved, and they would resolve to something else on
+the machine that reads the record. ``python -m pix2pix_lit.report <records>`` rebuilds the
+same table from it.
 
-Absolute paths inside the copied files (an evaluation's ``ckpt_path``, its segmenter's) are
-written relative to the job's folder, so a record names no folder of the machine it came
-from. A run from before ``time/elapsed_s`` was logged has only its files' times for a wall
+Absolute paths inside the copied files (an evaluation's ``ckpt_path``, its segmenter's, the
+run's output folders in the resolved config) are written relative to the job's folder, so a
+record names no folder of the machine it came from. A run from before ``time/elapsed_s`` was logged has only its files' times for a wall
 time, which a copy through git does not keep.
 """
 
@@ -23,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from pix2pix_lit.errors import DataError
 from pix2pix_lit.reporting.jobs import KEPT_CHECKPOINTS_FILE, Job, evaluation_reports
 from pix2pix_lit.training.run_folder import FINAL_METRICS_FILE
@@ -30,6 +35,8 @@ from pix2pix_lit.training.run_folder import FINAL_METRICS_FILE
 # the run folder's files of a record, where the job wrote them
 RECORD_FILES = (".hydra/overrides.yaml", ".hydra/config.yaml", "csv/metrics.csv",
                 FINAL_METRICS_FILE)  # fmt: skip
+# the config as the run resolved it, as Lightning's CSVLogger wrote it
+RESOLVED_CONFIG = "csv/hparams.yaml"
 
 
 def keep_records(jobs: Sequence[Job], records_dir: Path) -> list[Path]:
@@ -54,14 +61,25 @@ def keep_record(job: Job, record: Path) -> Path:
         target = record / source.relative_to(job.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
-    for report in evaluation_reports(job.path):
-        target = record / report.relative_to(job.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        written = json.loads(report.read_text())
-        target.write_text(json.dumps(_relative_paths(written, job.path), indent=2))
+    resolved = job.path / RESOLVED_CONFIG
+    sources = ([resolved] if resolved.is_file() else []) + evaluation_reports(job.path)
+    for source in sources:
+        _copy_with_relative_paths(source, record / source.relative_to(job.path), job.path)
     if job.kept_checkpoints:
         (record / KEPT_CHECKPOINTS_FILE).write_text("\n".join(job.kept_checkpoints) + "\n")
     return record
+
+
+def _copy_with_relative_paths(source: Path, target: Path, job_dir: Path) -> None:
+    """Copy the JSON or YAML file ``source`` to ``target`` with its absolute paths written
+    relative to ``job_dir``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.suffix == ".json":
+        written = _relative_paths(json.loads(source.read_text()), job_dir)
+        target.write_text(json.dumps(written, indent=2))
+    else:
+        written = _relative_paths(OmegaConf.to_container(OmegaConf.load(source)), job_dir)
+        target.write_text(OmegaConf.to_yaml(written))
 
 
 def _relative_paths(value: Any, job_dir: Path) -> Any:

@@ -49,8 +49,11 @@ for name in $STAGES; do
   }
 done
 DATA=(paths.data_dir=../shared/data data.load_size=143 data.crop_size=128)
-RUN=(perf=fast trainer=cpu data.num_workers=1 trainer.enable_progress_bar=false
-     hydra/launcher=local_parallel ckpt_path=auto)
+# fp32 on every host: perf=fast picks bf16 on a CPU with AMX or AVX512-BF16, and the rows of
+# one table, each trained on whichever machine a session was lent (the reference row in fp32
+# on an AVX2 host), would then differ in precision as well as in what they study
+RUN=(perf=fast trainer.precision=32-true trainer=cpu data.num_workers=1
+     trainer.enable_progress_bar=false hydra/launcher=local_parallel ckpt_path=auto)
 # the studies' budget: 10 + 10 epochs, 8,000 steps of batch 1
 BUDGET=(scheduler.n_epochs=10 scheduler.n_epochs_decay=10)
 PIX2PIX=("${DATA[@]}" model.num_downs=7 "${BUDGET[@]}" "${RUN[@]}")

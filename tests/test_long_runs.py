@@ -114,7 +114,9 @@ def test_every_sweep_composes_job_by_job_and_resumes_into_its_stage_folder(
     for sweep in sweeps:
         (batch,) = BasicSweeper.split_arguments(parser.parse_overrides(sweep), None)
         for job in batch:
-            compose_run([o for o in job if not o.startswith("hydra")], tmp_path / "job")
+            cfg = compose_run([o for o in job if not o.startswith("hydra")], tmp_path / "job")
+            # fp32 on every host, not perf=fast's choice by the CPU (an interpolation here)
+            assert OmegaConf.to_container(cfg.trainer)["precision"] == "32-true"
             jobs += 1
     # 4 seeds + 4 losses + 2 encoder-decoders + 3 patch sizes + 3 photo -> labels + CycleGAN
     # and U-GAT-IT + 2 recipe seeds

@@ -1,5 +1,6 @@
 """The run records committed under experiments/records (``report --keep-records``): each one
-the report reads as a finished job, and none naming a folder of the machine it was kept on."""
+the report reads as a finished job with the config it resolved, and none naming a folder of the
+machine it was kept on."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 
 from pix2pix_lit.reporting.jobs import find_job_dirs, load_job
+from pix2pix_lit.reporting.records import RESOLVED_CONFIG
 
 RECORDS = Path(__file__).resolve().parents[1] / "experiments" / "records"
 JOBS = sorted(
@@ -33,7 +36,11 @@ def strings(value: Any) -> list[str]:
 def test_a_committed_record_is_a_finished_job_with_relative_paths(job: Path) -> None:
     loaded = load_job(job)
     assert loaded.finished and loaded.epochs > 0 and loaded.wall_time_logged
-    for report in job.glob("**/*.json"):
-        absolute = [s for s in strings(json.loads(report.read_text())) if os.path.isabs(s)]
+    resolved = OmegaConf.to_container(OmegaConf.load(job / RESOLVED_CONFIG))
+    # the precision the run trained in, not perf=fast's interpolation of the reading machine
+    assert str(resolved["trainer"]["precision"]) in {"32-true", "bf16-mixed", "16-mixed"}
+    for report in [*job.glob("**/*.json"), job / RESOLVED_CONFIG]:
+        written = json.loads(report.read_text()) if report.suffix == ".json" else resolved
+        absolute = [s for s in strings(written) if os.path.isabs(s)]
         assert absolute == [], f"{report}: absolute paths {absolute}"
     assert not list(job.glob("**/*.ckpt")), "a record holds no checkpoints"

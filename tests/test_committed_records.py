@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from pix2pix_lit.reporting.jobs import find_job_dirs, load_job
+from pix2pix_lit.reporting.jobs import evaluation_reports, find_job_dirs, load_job
 from pix2pix_lit.reporting.records import RESOLVED_CONFIG
 
 RECORDS = Path(__file__).resolve().parents[1] / "experiments" / "records"
@@ -44,3 +44,7 @@ def test_a_committed_record_is_a_finished_job_with_relative_paths(job: Path) -> 
         absolute = [s for s in strings(written) if os.path.isabs(s)]
         assert absolute == [], f"{report}: absolute paths {absolute}"
     assert not list(job.glob("**/*.ckpt")), "a record holds no checkpoints"
+    for report in evaluation_reports(job):
+        scored = json.loads(report.read_text())
+        if any(name.startswith("FCN/") for name in scored["metrics"]):
+            assert len(scored.get("segmenter_sha256") or "") == 64, f"{report}: which segmenter?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -123,7 +124,11 @@ def test_evaluate_reports_the_fcn_score_with_a_segmenter_checkpoint(
     out = tmp_path / "eval"
     args = (f"ckpt_path={generator}", f"output_dir={out}", f"segmenter_ckpt={segmenter}")
     assert run_main(evaluate_cli.main, *args) is None
-    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    report = json.loads((out / "metrics.json").read_text())
+    # the scores name the segmenter they are from, by path and by content
+    assert report["segmenter_ckpt"] == str(segmenter.resolve())
+    assert report["segmenter_sha256"] == hashlib.sha256(segmenter.read_bytes()).hexdigest()
+    metrics = report["metrics"]
     assert {"L1", "SSIM", "FCN/pixel_accuracy", "FCN/mean_IoU", "FCN/IoU_window"} <= set(metrics)
     assert 0 <= metrics["FCN/pixel_accuracy"] <= 1
 

@@ -8,6 +8,7 @@ score the split, and writes ``metrics.json`` and ``index.html``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -157,6 +158,10 @@ def run_evaluation(cfg: DictConfig) -> Path:
         "inference": task.inference,
         "seed": cfg.seed,
         "palette": palette.name if palette else None,
+        # which segmenter the FCN-scores are from: segmenters retrained by one command on two
+        # CPUs differ, and the file's digest names it once the file is gone
+        "segmenter_ckpt": str(Path(segmenter).resolve()) if segmenter else None,
+        "segmenter_sha256": _sha256(segmenter) if segmenter else None,
     }
     path = write_report(output_dir, result, info)
     for name, value in result.metrics.items():
@@ -165,6 +170,15 @@ def run_evaluation(cfg: DictConfig) -> Path:
         log.info("%s unavailable: %s", name, reason)
     log.info("Wrote %s and %s", path, output_dir / GALLERY_FILE)
     return path
+
+
+def _sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def evaluate_by_test_step(

@@ -173,7 +173,8 @@ def run_evaluation(cfg: DictConfig) -> Path:
 
 
 def _sha256(path: str | Path) -> str:
-    """The SHA-256 of the file at ``path``, read in 1 MiB blocks."""
+    """The SHA-256 of the file at ``path``, read in 1 MiB blocks (hashlib.file_digest needs
+    Python 3.11; the package supports 3.10)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while block := file.read(1 << 20):

@@ -13,8 +13,8 @@ same table from it.
 
 Absolute paths inside the copied files (an evaluation's ``ckpt_path``, its segmenter's, the
 run's output folders in the resolved config) are written relative to the job's folder, so a
-record names no folder of the machine it came from. A run from before ``time/elapsed_s`` was logged has only its files' times for a wall
-time, which a copy through git does not keep.
+record names no folder of the machine it came from. A run from before ``time/elapsed_s`` was
+logged has only its files' times for a wall time, which a copy through git does not keep.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix_lit.reporting.table import BEGIN_MARKER, END_MARKER, FIGURE_FILE
+from pix2pix_lit.reporting.jobs import load_jobs
+from pix2pix_lit.reporting.table import BEGIN_MARKER, END_MARKER, FIGURE_FILE, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = sorted((REPO / "experiments").glob("*/README.md"))
@@ -42,6 +43,40 @@ def test_study_figures_are_written_by_the_report_command_the_readme_names(readme
             rf"python -m pix2pix_lit\.report \S+.*--readme {re.escape(relative)}",
             commands(text),
         ), f"{readme}: no `python -m pix2pix_lit.report ... --readme {relative}` command"
+
+
+def report_block(text: str) -> str:
+    return text.split(BEGIN_MARKER, 1)[1].split(END_MARKER, 1)[0]
+
+
+RECORDED = [
+    readme
+    for readme in STUDIES
+    if re.search(
+        r"python -m pix2pix_lit\.report experiments/records/", commands(readme.read_text())
+    )
+]
+
+
+@pytest.mark.parametrize("readme", RECORDED, ids=lambda p: p.parent.name)
+def test_a_report_block_made_from_committed_records_is_what_they_make_now(readme: Path) -> None:
+    """A table pasted from records that were later replaced or added to would misdescribe them."""
+    text = readme.read_text()
+    relative = readme.relative_to(REPO).as_posix()
+    for match in re.finditer(r"python -m pix2pix_lit\.report ([^\n]*)", commands(text)):
+        words = match.group(1).split()
+        if "--readme" not in words or words[words.index("--readme") + 1] != relative:
+            continue
+        dirs = [
+            REPO / word
+            for word in words[: next(i for i, w in enumerate(words) if w.startswith("--"))]
+        ]
+        assert all(d.is_dir() for d in dirs), f"{readme}: {dirs} not all in the repository"
+        assert markdown_table(load_jobs(dirs)).strip() in report_block(text), (
+            f"{readme}: its report block differs from what {match.group(0)} makes now; rerun it"
+        )
+        return
+    pytest.fail(f"{readme}: no report command with --readme {relative}")
 
 
 def test_readme_picture_is_in_the_repo_and_its_caption_names_the_command() -> None:

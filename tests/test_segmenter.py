@@ -16,7 +16,7 @@ from helpers import ONE_BATCH, TWO_CLASSES, compose_run, run_main, run_tiny, tin
 from pix2pix_lit import evaluate as evaluate_cli
 from pix2pix_lit.errors import ConfigError
 from pix2pix_lit.metrics import class_indices
-from pix2pix_lit.metrics.fcn_score import FCNScore
+from pix2pix_lit.metrics.fcn_score import FCNScore, weights_sha256
 from pix2pix_lit.metrics.labels import paint
 from pix2pix_lit.networks import FCNSegmenter
 from pix2pix_lit.tasks.segmenter import segmentation_loss
@@ -52,6 +52,23 @@ def test_fcn_segmenter_shapes_and_parameter_count() -> None:
     assert sum(p.numel() for p in net.parameters()) == 1_185_172
     with pytest.raises(ValueError, match="32"):
         net(torch.zeros(1, 3, 48, 48))
+
+
+def test_weights_digest_names_the_weights_not_the_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    network = FCNSegmenter(out_channels=3, width=8)
+    digest = weights_sha256(network)
+    # the same weights saved with other things beside them (another run folder, timings)
+    for name, extra in (("a.ckpt", {"dirpath": "/runs/a"}), ("b.ckpt", {"dirpath": "/b"})):
+        torch.save({"state_dict": network.state_dict(), **extra}, tmp_path / name)
+    files = {hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.ckpt", "b.ckpt")}
+    assert len(files) == 2
+    copy = FCNSegmenter(out_channels=3, width=8)
+    copy.load_state_dict(torch.load(tmp_path / "b.ckpt")["state_dict"])
+    assert weights_sha256(copy) == digest
+    with torch.no_grad():  # one value in one buffer changed: another segmenter
+        next(b for n, b in copy.named_buffers() if n.endswith("running_var"))[0] += 1e-6
+    assert weights_sha256(copy) != digest
 
 
 def test_paint_inverts_class_indices() -> None:
@@ -128,6 +145,8 @@ def test_evaluate_reports_the_fcn_score_with_a_segmenter_checkpoint(
     # the scores name the segmenter they are from, by path and by content
     assert report["segmenter_ckpt"] == str(segmenter.resolve())
     assert report["segmenter_sha256"] == hashlib.sha256(segmenter.read_bytes()).hexdigest()
+    loaded = FCNScore.from_checkpoint(segmenter).network
+    assert report["segmenter_weights_sha256"] == weights_sha256(loaded)
     metrics = report["metrics"]
     assert {"L1", "SSIM", "FCN/pixel_accuracy", "FCN/mean_IoU", "FCN/IoU_window"} <= set(metrics)
     assert 0 <= metrics["FCN/pixel_accuracy"] <= 1

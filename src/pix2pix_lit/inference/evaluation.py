@@ -31,7 +31,7 @@ from pix2pix_lit.inference.evaluation_report import (
 )
 from pix2pix_lit.inference.scoring import evaluate
 from pix2pix_lit.metrics import DistributionScores, Palette
-from pix2pix_lit.metrics.fcn_score import FCNScore
+from pix2pix_lit.metrics.fcn_score import FCNScore, weights_sha256
 from pix2pix_lit.networks import size_rule
 from pix2pix_lit.tasks.base import TranslationTask
 from pix2pix_lit.training.storage import write_atomically
@@ -112,6 +112,7 @@ def run_evaluation(cfg: DictConfig) -> Path:
     distribution = DistributionScores(weights_path=cfg.fid_weights) if cfg.fid else None
     segmenter = cfg.get("segmenter_ckpt")
     fcn = FCNScore.from_checkpoint(segmenter, task.device) if segmenter else None
+    segmenter_weights = weights_sha256(fcn.network) if fcn else None  # as loaded
 
     datamodule = instantiate(OmegaConf.create(data))
     if getattr(datamodule, "size_multiple", 1) is None:
@@ -159,9 +160,11 @@ def run_evaluation(cfg: DictConfig) -> Path:
         "seed": cfg.seed,
         "palette": palette.name if palette else None,
         # which segmenter the FCN-scores are from: segmenters retrained by one command on two
-        # CPUs differ, and the file's digest names it once the file is gone
+        # CPUs differ, and the digests name it once the file is gone: the file's, and its
+        # weights' (the same weights retrained into another folder make another file)
         "segmenter_ckpt": str(Path(segmenter).resolve()) if segmenter else None,
         "segmenter_sha256": _sha256(segmenter) if segmenter else None,
+        "segmenter_weights_sha256": segmenter_weights,
     }
     path = write_report(output_dir, result, info)
     for name, value in result.metrics.items():

@@ -14,6 +14,7 @@ nearest colours of the segmenter's palette, the same rule its training targets c
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -57,6 +58,19 @@ def fcn_confusion(
     predicted = segment(network, photos).cpu()
     actual = class_indices(label_maps.cpu(), palette)
     return confusion_matrix(predicted, actual, palette.num_classes)
+
+
+def weights_sha256(network: nn.Module) -> str:
+    """The SHA-256 of a network's parameters and buffers: each name, dtype, shape and bytes,
+    in name order. Unlike a checkpoint file's digest, it does not change with what the file
+    stores beside the weights (the run folder's path, timings, optimizer state), so two
+    segmenters trained to the same weights have the same digest."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        value = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
 
 
 class FCNScore:

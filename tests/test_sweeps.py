@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from omegaconf import open_dict, read_write
 from helpers import CONF, ONE_BATCH, TINY, TINY_UNET, cli, compose_run
 from pix2pix_lit.data import make_synthetic_paired_dataset
 from pix2pix_lit.launching.device_slots import CPU_SLOT, device_slots
+from pix2pix_lit.launching.slot_locks import slot_holders
 from pix2pix_lit.loggers import wandb_logger
 
 # -- local parallel launcher ---------------------------------------------------------------
@@ -177,6 +180,52 @@ def test_a_sweep_run_again_into_its_folder_resumes_it(
     assert "val/L1" in json.loads((sweep / "1" / "final_metrics.json").read_text())
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stopped", ["launcher", "one worker"])
+def test_a_sigterm_stops_a_parallel_sweep_as_one(tmp_path: Path, stopped: str) -> None:
+    """A SIGTERM to the launcher alone, or to one of its workers: every running job saves a
+    checkpoint after its batch, the launcher ends once they have, and no worker outlives it
+    to go on training (nor starts the sweep's next job)."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=local_parallel", "loss.lambda_l1=1,10,100", *TINY, *TINY_UNET,
+            "trainer.max_epochs=1000", "trainer.limit_val_batches=1", "data.num_workers=0",
+            f"paths.data_dir={tmp_path / 'data'}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "pix2pix_lit.train", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first = [sweep / job / "checkpoints" / "last.ckpt" for job in ("0", "1")]
+    try:
+        deadline = time.monotonic() + 300
+        while not all(ckpt.is_file() for ckpt in first):  # both jobs well into training
+            assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the jobs did not get to their first checkpoint"
+            time.sleep(0.5)
+        workers = slot_holders(sweep / ".device_slots")
+        assert sorted(workers.values()) == ["running", "running"]
+        steps = {c: torch.load(c, weights_only=False)["global_step"] for c in first}
+        os.kill(launcher.pid if stopped == "launcher" else min(workers), signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+        for pid in slot_holders(sweep / ".device_slots"):
+            os.kill(pid, signal.SIGKILL)
+    assert launcher.returncode == 1, stderr[-3000:]
+    assert "the sweep was stopped" in stderr
+    # no worker goes on: every slot is free, and the job folders stay as the stop left them
+    assert slot_holders(sweep / ".device_slots") == {}
+    for ckpt in first:  # each job saved where it stopped, after its last epoch's checkpoint
+        saved = torch.load(ckpt, weights_only=False)
+        assert saved["global_step"] > steps[ckpt]
+        assert "Stopped early: saved" in (ckpt.parents[1] / "train.log").read_text()
+    assert not (sweep / "2" / "checkpoints").exists()  # the third job never started
+    mtimes = [c.stat().st_mtime for c in first]
+    time.sleep(3)
+    assert [c.stat().st_mtime for c in first] == mtimes
+
+
 def test_device_slots_follow_the_gpus() -> None:
     assert device_slots(["0", "1"], jobs_per_gpu=2, cpu_jobs=3) == ["0", "0", "1", "1"]
     assert device_slots([], jobs_per_gpu=2, cpu_jobs=3) == [CPU_SLOT] * 3
@@ -187,9 +236,9 @@ def test_each_process_holds_its_own_slot(tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from pix2pix_lit.launching.device_slots import _claim_slot
+        from pix2pix_lit.launching.slot_locks import claim_slot
         slots = Path({str(tmp_path)!r})
-        print(_claim_slot(slots, 2), _claim_slot(slots, 2), flush=True)
+        print(claim_slot(slots, 2), claim_slot(slots, 2), flush=True)
         time.sleep(5)
         """
     )

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from pix2pix_lit.cli import exits_on_user_error
 from pix2pix_lit.config import config_dir
 from pix2pix_lit.launching.sweep_job import monitored_metric
+from pix2pix_lit.launching.sweep_stop import job_stopped
 from pix2pix_lit.training.extras import apply_extras
 from pix2pix_lit.training.run import train
 
@@ -26,6 +27,7 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg, before_training=apply_extras)
         return monitored_metric(metrics, cfg.get("optimized_metric"))
     except SIGTERMException:
+        job_stopped()  # a parallel sweep's job: the rest of the sweep stops too
         sys.exit("interrupted: a resumable checkpoint was saved (see the log above)")
     finally:
         _finish_wandb()

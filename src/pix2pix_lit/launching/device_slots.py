@@ -11,24 +11,26 @@ ends. A GPU worker then sees only its GPU (``CUDA_VISIBLE_DEVICES``, set before 
 touches CUDA); a CPU worker uses its share of the cores. Scheduling stays joblib's; this only
 decides which device a worker uses. Data-loader workers (``data.num_workers`` > 0) work in
 the jobs: the callback gives each worker the platform's usual process start method back.
+With more than one slot it also makes a SIGTERM or Ctrl+C stop the sweep as one
+(:mod:`~pix2pix_lit.launching.sweep_stop`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
 import os
 import sys
-import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pix2pix_lit.errors import ConfigError
+from pix2pix_lit.launching.slot_locks import claim_slot
+from pix2pix_lit.launching.sweep_stop import SweepStop, end_job, start_job
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 JOBS_ENV = "PIX2PIX_PARALLEL_JOBS"
 SLOTS_ENV = "PIX2PIX_DEVICE_SLOTS"
 CPU_SLOT = "cpu"
-# A worker replaced by joblib may look for a slot before its predecessor's lock is released.
-CLAIM_TIMEOUT_S = 60.0
 
 
 def visible_gpus() -> list[str]:
@@ -73,6 +73,7 @@ class DeviceSlots(Callback):
                 raise ConfigError(f"hydra.callbacks.device_slots.{key}={value} must be >= 1")
         self.jobs_per_gpu = jobs_per_gpu
         self.cpu_jobs = cpu_jobs
+        self._stop: SweepStop | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Runs before the launcher is built, which reads its n_jobs from JOBS_ENV; the worker
@@ -81,6 +82,14 @@ class DeviceSlots(Callback):
         os.environ[JOBS_ENV] = str(len(slots))
         os.environ[SLOTS_ENV] = ",".join(slots)
         log.info("Device slots of this sweep: %s", ", ".join(slots))
+        if len(slots) > 1:  # one slot: joblib runs the jobs in this process, Lightning stops them
+            self._stop = SweepStop(_lock_dir(config))
+            self._stop.install()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._stop is not None:
+            self._stop.restore()
+            self._stop = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         listed = os.environ.get(SLOTS_ENV)
@@ -88,7 +97,7 @@ class DeviceSlots(Callback):
             return
         _standard_start_method()
         slots = listed.split(",")
-        index = _claim_slot(Path(config.hydra.sweep.dir) / ".device_slots", len(slots))
+        index = claim_slot(_lock_dir(config), len(slots))
         device = slots[index]
         if device == CPU_SLOT:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(slots)))
@@ -96,6 +105,14 @@ class DeviceSlots(Callback):
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = device
         log.info("Job %s: slot %d of %d (%s)", config.hydra.job.num, index, len(slots), device)
+        start_job()
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        end_job()
+
+
+def _lock_dir(config: DictConfig) -> Path:
+    return Path(config.hydra.sweep.dir) / ".device_slots"
 
 
 def _standard_start_method() -> None:
@@ -104,32 +121,3 @@ def _standard_start_method() -> None:
     # (facebookresearch/hydra #964). Give it the platform's usual one back.
     if multiprocessing.get_start_method(allow_none=True) == "loky":
         multiprocessing.set_start_method("fork" if sys.platform == "linux" else "spawn", force=True)
-
-
-# The slot this process holds and its open lock file (closing it would release the slot).
-_held: tuple[int, IO[str]] | None = None
-
-
-def _claim_slot(lock_dir: Path, count: int) -> int:
-    """The index of a slot no other live process holds; this process keeps it until it ends."""
-    global _held
-    if _held is not None:
-        return _held[0]
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + CLAIM_TIMEOUT_S
-    while True:
-        for index in range(count):
-            handle = open(lock_dir / f"{index}.lock", "w")  # noqa: SIM115 (held open on purpose)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            _held = (index, handle)
-            return index
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"all {count} device slots in {lock_dir} are held by other processes; more "
-                "jobs run at once than the launcher has slots"
-            )
-        time.sleep(0.5)

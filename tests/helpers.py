@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -116,15 +117,20 @@ def cli(
 
 
 class SignalAtBatch(L.Callback):
-    """Test fault injector: sends ``signum`` to this process after global batch ``batch``."""
+    """Test fault injector: sends ``signum`` to this process after global batch ``batch``, and
+    with ``group=True`` to its data-loader workers too, as a terminal's Ctrl+C reaches every
+    process of the foreground group (without signalling the test runner's own group)."""
 
-    def __init__(self, batch: int, signum: str = "SIGTERM") -> None:
+    def __init__(self, batch: int, signum: str = "SIGTERM", group: bool = False) -> None:
         self.batch = batch
         self.signum = getattr(signal, signum)
+        self.group = group
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
         if done == self.batch:
+            for child in multiprocessing.active_children() if self.group else []:
+                os.kill(child.pid, self.signum)
             os.kill(os.getpid(), self.signum)
 
 

@@ -56,13 +56,19 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "run"
 
 
-@pytest.mark.parametrize(("signum", "num_workers"), [("SIGTERM", 0), ("SIGTERM", 2), ("SIGINT", 0)])
+@pytest.mark.parametrize(
+    ("signum", "num_workers", "group"),
+    [("SIGTERM", 0, False), ("SIGTERM", 2, False), ("SIGINT", 0, False), ("SIGINT", 2, True)],
+)
 def test_signal_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(
-    uninterrupted: Path, tmp_path: Path, signum: str, num_workers: int, recwarn
+    uninterrupted: Path, tmp_path: Path, signum: str, num_workers: int, group: bool, recwarn
 ) -> None:
-    workers = [f"data.num_workers={num_workers}", f"data.persistent_workers={num_workers > 0}"]
+    # group: Ctrl+C in a terminal, which the data-loader workers receive as well; with the
+    # default loader (workers started anew each epoch, after the run's signal handlers)
+    persistent = num_workers > 0 and not group
+    workers = [f"data.num_workers={num_workers}", f"data.persistent_workers={persistent}"]
     injector = ["+callbacks.fault._target_=helpers.SignalAtBatch", "+callbacks.fault.batch=5",
-                f"+callbacks.fault.signum={signum}"]  # fmt: skip
+                f"+callbacks.fault.signum={signum}", f"+callbacks.fault.group={group}"]  # fmt: skip
     with pytest.raises(SIGTERMException):
         run_tiny(tmp_path, *THREE_EPOCHS, *workers, *injector, out="run")
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)

@@ -37,15 +37,22 @@ class EmergencyCheckpoint(L.Callback):
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
         self._previous_sigint: Any = None
+        self._pid: int | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if _in_main_thread():
+            self._pid = os.getpid()
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_sigint()
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            # a data-loader worker forked with this handler, reached by a terminal's Ctrl+C
+            # as the whole group is: the run decides; stopping itself would end the run with
+            # "a data-loader worker died" before the checkpoint is saved
+            return
         log.warning("Interrupted: stopping after this batch and saving a checkpoint "
                     "(press Ctrl+C again to stop at once, without one).")  # fmt: skip
         self._restore_sigint()

@@ -129,8 +129,10 @@ class SignalAtBatch(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
         if done == self.batch:
-            for child in multiprocessing.active_children() if self.group else []:
-                os.kill(child.pid, self.signum)
+            children = [str(c.pid) for c in multiprocessing.active_children()] if self.group else []
+            if children:  # from another process: torch's workers take a SIGTERM from their
+                # parent as a request to exit cleanly, but not one from elsewhere
+                subprocess.run(["kill", f"-{self.signum.name}", *children], check=True)
             os.kill(os.getpid(), self.signum)
 
 

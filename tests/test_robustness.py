@@ -58,13 +58,20 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     ("signum", "num_workers", "group"),
-    [("SIGTERM", 0, False), ("SIGTERM", 2, False), ("SIGINT", 0, False), ("SIGINT", 2, True)],
+    [
+        ("SIGTERM", 0, False),
+        ("SIGTERM", 2, False),
+        ("SIGTERM", 2, True),
+        ("SIGINT", 0, False),
+        ("SIGINT", 2, True),
+    ],
 )
 def test_signal_mid_epoch_saves_a_checkpoint_that_resumes_bit_exactly(
     uninterrupted: Path, tmp_path: Path, signum: str, num_workers: int, group: bool, recwarn
 ) -> None:
-    # group: Ctrl+C in a terminal, which the data-loader workers receive as well; with the
-    # default loader (workers started anew each epoch, after the run's signal handlers)
+    # group: the signal reaches the data-loader workers as well (a terminal's Ctrl+C, scancel,
+    # kill -- -<pgid>); with the default loader (workers started anew each epoch, after the
+    # run's signal handlers)
     persistent = num_workers > 0 and not group
     workers = [f"data.num_workers={num_workers}", f"data.persistent_workers={persistent}"]
     injector = ["+callbacks.fault._target_=helpers.SignalAtBatch", "+callbacks.fault.batch=5",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pix2pix_lit.data.augment import PairAugment
 from pix2pix_lit.data.download import fetch_dataset, preparing
 from pix2pix_lit.data.io import check_channels
 from pix2pix_lit.data.layouts import Pair, make_layout
+from pix2pix_lit.data.loader_workers import init_loader_worker
 from pix2pix_lit.data.paired_dataset import PairedImageDataset, check_direction
 from pix2pix_lit.data.sampling import ResumableRandomSampler, SizeBatches
 from pix2pix_lit.data.splits import PairSplits, listed
@@ -316,6 +318,9 @@ class PairedImageDataModule(LightningDataModule):
             # Worker seeds from a private generator: creating the loader's iterator (again,
             # after a resume) must not consume the global generators.
             generator=torch.Generator().manual_seed(self.shuffle_seed),
+            worker_init_fn=partial(
+                init_loader_worker, rank=self.trainer.global_rank if self.trainer else 0
+            ),
         )
 
     def train_dataloader(self) -> DataLoader:

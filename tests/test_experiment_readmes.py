@@ -23,6 +23,10 @@ def commands(readme: str) -> str:
     return "\n".join(blocks).replace("\\\n", " ")
 
 
+def report_block(text: str) -> str:
+    return text.split(BEGIN_MARKER, 1)[1].split(END_MARKER, 1)[0]
+
+
 def test_every_study_names_its_command() -> None:
     assert len(STUDIES) >= 6
     command = re.compile(r"^(?:[A-Z_]+=\S+ )*(?:python|make|\S+\.sh)\b", re.M)
@@ -36,17 +40,12 @@ def test_study_figures_are_written_by_the_report_command_the_readme_names(readme
     for figure in IMAGE.findall(text):
         assert (readme.parent / figure).is_file(), f"{readme}: {figure} is missing"
         assert figure == FIGURE_FILE, f"{readme}: {figure} is not the report's figure"
-        block = text.split(BEGIN_MARKER, 1)[1].split(END_MARKER, 1)[0]
-        assert f"({figure})" in block, f"{readme}: {figure} outside the report block"
+        assert f"({figure})" in report_block(text), f"{readme}: {figure} outside the report block"
         relative = readme.relative_to(REPO).as_posix()
         assert re.search(
             rf"python -m pix2pix_lit\.report \S+.*--readme {re.escape(relative)}",
             commands(text),
         ), f"{readme}: no `python -m pix2pix_lit.report ... --readme {relative}` command"
-
-
-def report_block(text: str) -> str:
-    return text.split(BEGIN_MARKER, 1)[1].split(END_MARKER, 1)[0]
 
 
 RECORDED = [

@@ -8,7 +8,8 @@
 #   LOG_DIR    where the sweeps go (default logs/long_128); the segmenter of the FCN-score too
 #   SEGMENTER  a task=segmenter checkpoint (default: trained into LOG_DIR/segmenter first,
 #              the command of experiments/fcn_score's segmenter B, about 30 min on one core,
-#              and its best checkpoint by validation used)
+#              and its best checkpoint by validation used; not trained when STAGES is only
+#              photo2labels, which scores label maps with the palette instead)
 #   RECORDS    where each scored job's record goes (default experiments/records): the small
 #              files its report is made of, copied out of the run folder to be committed
 #              (python -m pix2pix_lit.report --keep-records), as the run folders stay on
@@ -23,7 +24,9 @@
 #     generator     generator_ablation: the encoder-decoder under L1 and L1+cGAN (seed 0)
 #     patch         patch_size: 1x1, 16x16, 286x286 (seed 0)
 #     photo2labels  loss_ablation in the other direction: the rows the paper has for it
-#                   (L1, cGAN, L1+cGAN; Isola et al. 2017, Table 6), seed 0
+#                   (L1, cGAN, L1+cGAN; Isola et al. 2017, Table 6), seed 0, the three at
+#                   once: 1:43 in all on a 2-core Intel Xeon, where two side by side take
+#                   1:18 and leave the third to run alone after them
 #     unpaired      paired_vs_unpaired: CycleGAN and U-GAT-IT (seed 0)
 #     recipe        the facades recipe, 100 + 100 epochs, seed 0, a checkpoint every 20
 #                   epochs: 13 h of one core on a 2-core Intel Xeon, 19 h on an AMD EPYC,
@@ -75,7 +78,10 @@ keep() {  # run or multirun folder, records folder, log: keep its jobs' records
   "$PYTHON" -m pix2pix_lit.report "$1" --keep-records "$2" >>"$3" 2>&1
 }
 
-if [ -z "${SEGMENTER:-}" ]; then
+needs_segmenter=false  # photo -> labels scores without one
+for name in $STAGES; do [ "$name" = photo2labels ] || needs_segmenter=true; done
+SEGMENTER=${SEGMENTER:-}
+if [ -z "$SEGMENTER" ] && "$needs_segmenter"; then
   trained=false
   [ -f "$LOG_DIR/segmenter.done" ] || {
     "$PYTHON" -m pix2pix_lit.train task=segmenter paths.data_dir=../shared/data \
@@ -167,7 +173,7 @@ stage() {
     photo2labels)
       SCORE=()  # photo -> labels: the label metrics of the facades palette (palette=auto)
       sweep photo2labels experiment=loss_ablation_l1,loss_ablation_cgan,loss_ablation_l1_cgan \
-        data.direction=AtoB seed=0 "${PIX2PIX[@]}" ;;
+        data.direction=AtoB seed=0 "${PIX2PIX[@]}" hydra.callbacks.device_slots.cpu_jobs=3 ;;
     unpaired)
       # the two models at once, one core each (each a sweep of its own: their model groups differ)
       sweep cyclegan experiment=facades_cyclegan model=resnet6 seed=0 "${DATA[@]}" \

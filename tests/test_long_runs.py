@@ -74,6 +74,12 @@ def recorded(tmp_path: Path) -> tuple[Path, Path]:
     return python, record
 
 
+def finished_job(job: Path) -> None:
+    """A job folder as a sweep leaves it once the job has ended its training."""
+    job.mkdir(parents=True)
+    (job / "final_metrics.json").write_text("{}")
+
+
 def run_script(python: Path, log_dir: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(SCRIPT)],
@@ -245,8 +251,7 @@ def test_without_segmenter_one_is_trained_first_and_its_best_checkpoint_scores(
 ) -> None:
     python, record = recorded
     log_dir = tmp_path / "runs"
-    (log_dir / "loss" / "0").mkdir(parents=True)
-    (log_dir / "loss" / "0" / "final_metrics.json").write_text("{}")
+    finished_job(log_dir / "loss" / "0")
     # the segmenter's training left nothing: one line naming its log, nothing scored
     result = run_script(python, log_dir, STAGES="loss", SEGMENTER="")
     assert result.returncode == 1
@@ -273,3 +278,23 @@ def test_without_segmenter_one_is_trained_first_and_its_best_checkpoint_scores(
         ["pix2pix_lit.train", *commands[0][1:]],
         ["pix2pix_lit.report", f"{log_dir}/segmenter", "--keep-records", f"{tmp_path}/records"],
     ]
+
+
+def test_photo_to_labels_alone_trains_no_segmenter_and_scores_with_the_palette(
+    recorded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, record = recorded
+    log_dir = tmp_path / "runs"
+    finished_job(log_dir / "photo2labels" / "0")
+    result = run_script(python, log_dir, STAGES="photo2labels", SEGMENTER="")
+    assert result.returncode == 0, result.stderr
+    commands = [json.loads(line)[1:] for line in record.read_text().splitlines()]
+    assert not any("task=segmenter" in c for c in commands)
+    (evaluation,) = [c for c in commands if c[0] == "pix2pix_lit.evaluate"]
+    assert evaluation == [
+        "pix2pix_lit.evaluate", f"ckpt_path={log_dir}/photo2labels/0/checkpoints/last.ckpt",
+        f"output_dir={log_dir}/photo2labels/0/evaluate", "overwrite=true",
+    ]  # fmt: skip
+    # the three rows at once on the two cores
+    (sweep,) = [c for c in commands if c[:2] == ["pix2pix_lit.train", "-m"]]
+    assert "hydra.callbacks.device_slots.cpu_jobs=3" in sweep
